@@ -1,0 +1,5 @@
+import sys
+
+from rackpool.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""rackpool cloud part."""

@@ -1,0 +1,1 @@
+"""Pure domain: states, value objects, errors, clock, config loading. No network I/O."""

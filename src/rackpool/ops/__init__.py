@@ -1,0 +1,1 @@
+"""rackpool ops part."""

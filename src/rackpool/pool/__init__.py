@@ -1,0 +1,1 @@
+"""rackpool pool part."""

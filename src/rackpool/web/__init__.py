@@ -1,0 +1,1 @@
+"""rackpool web part."""
