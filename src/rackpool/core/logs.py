@@ -1,0 +1,223 @@
+"""Logging for every rackpool daemon: JSON lines for the log index, plain text for a terminal.
+
+A daemon calls :func:`setup_logging` once at start. Everything else logs through the
+standard :mod:`logging` module and passes correlation ids with ``extra=``::
+
+    log.warning("launch failed: %s", fault, extra={"node_id": n, "event": "launch_failed"})
+
+Secrets are redacted inside the formatters, so nothing unredacted reaches a file,
+a terminal or the index (see :func:`redact`). Pure stdlib; the only I/O is the
+handler :func:`setup_logging` installs.
+"""
+
+from __future__ import annotations
+
+import json as _json
+import logging
+import logging.handlers
+import re
+import socket
+import sys
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+REDACTED = "***"
+
+# Correlation ids, in the order they are written. Other ``extra=`` keys are kept too.
+CORRELATION_FIELDS = (
+    "region",
+    "host",
+    "request_id",
+    "node_id",
+    "instance_id",
+    "image_id",
+    "project",
+    "provider",
+    "label",
+    "event",
+)
+
+# Attributes every LogRecord has; anything else on a record came from ``extra=``.
+_RECORD_ATTRS = frozenset(vars(logging.LogRecord("x", logging.INFO, "x", 0, "x", None, None))) | {
+    "message",
+    "asctime",
+    "taskName",
+}
+
+_SECRET_KEY = (
+    r"(?:[A-Za-z0-9_.-]*(?:password|passwd|passphrase|secret|token|api[_-]?key|"
+    r"private[_-]?key|credentials?)s?|authorization|user[_-]?data|x-auth-token|"
+    r"x-subject-token)"
+)
+_SECRET_KEY_RE = re.compile(rf"^{_SECRET_KEY}$", re.IGNORECASE)
+_SCHEME = r"(?:(?:bearer|basic|token|negotiate|digest)\s+)?"
+_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
+    # PEM private keys, terminated or cut off.
+    (
+        re.compile(
+            r"-----BEGIN ([A-Z0-9 ]*)PRIVATE KEY-----.*?(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|\Z)",
+            re.DOTALL,
+        ),
+        r"-----BEGIN \1PRIVATE KEY-----" + REDACTED + r"-----END \1PRIVATE KEY-----",
+    ),
+    # key: "value" / 'key'='value' / "key": "value" (JSON, dict reprs, headers).
+    (
+        re.compile(
+            rf"(?P<k>[\"']?\b{_SECRET_KEY}[\"']?\s*[:=]\s*)(?P<q>[\"'])(?:\\.|(?!(?P=q)).)*(?P=q)",
+            re.IGNORECASE | re.DOTALL,
+        ),
+        rf"\g<k>\g<q>{REDACTED}\g<q>",
+    ),
+    # key=value, key: value, Authorization: Bearer value (unquoted, up to a separator).
+    (
+        re.compile(
+            rf"(?P<k>\b{_SECRET_KEY}\s*[:=]\s*)(?![\"']){_SCHEME}[^\s,;&}}\]\"']+",
+            re.IGNORECASE,
+        ),
+        rf"\g<k>{REDACTED}",
+    ),
+    # --password value, --os-token value
+    (
+        re.compile(rf"(?P<k>--{_SECRET_KEY}\s+)(?!-)\S+", re.IGNORECASE),
+        rf"\g<k>{REDACTED}",
+    ),
+    # scheme://user:password@host
+    (re.compile(r"(?P<k>://[^:/\s@]+:)[^@\s/]+(?=@)"), rf"\g<k>{REDACTED}"),
+)
+
+
+def redact(text: str) -> str:
+    """Replace secrets in free text: passwords, tokens, keys, auth headers, user_data."""
+    for pattern, repl in _PATTERNS:
+        text = pattern.sub(repl, text)
+    return text
+
+
+def is_secret_key(key: str) -> bool:
+    """Whether a field name (``password``, ``X-Auth-Token``, ``user_data``…) holds a secret."""
+    return bool(_SECRET_KEY_RE.match(key))
+
+
+def redact_value(key: str, value: Any) -> Any:
+    """Redact a structured value: secret keys lose their value, strings are scanned."""
+    if is_secret_key(key):
+        return REDACTED
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, Mapping):
+        return {str(k): redact_value(str(k), v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [redact_value("", v) for v in value]
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    return redact(str(value))
+
+
+def _extras(record: logging.LogRecord, context: Mapping[str, Any]) -> dict[str, Any]:
+    """Context defaults overlaid with the record's ``extra=`` fields, correlation ids first."""
+    merged: dict[str, Any] = dict(context)
+    for key, value in vars(record).items():
+        if key not in _RECORD_ATTRS and not key.startswith("_") and value is not None:
+            merged[key] = value
+    ordered = {k: merged.pop(k) for k in CORRELATION_FIELDS if k in merged}
+    ordered.update(sorted(merged.items()))
+    return {k: redact_value(k, v) for k, v in ordered.items()}
+
+
+def _exception_text(formatter: logging.Formatter, record: logging.LogRecord) -> str | None:
+    parts = []
+    if record.exc_info:
+        parts.append(formatter.formatException(record.exc_info))
+    elif record.exc_text:
+        parts.append(record.exc_text)
+    if record.stack_info:
+        parts.append(formatter.formatStack(record.stack_info))
+    return redact("\n".join(parts)) if parts else None
+
+
+def iso_utc(timestamp: float) -> str:
+    """``2024-05-01T12:00:00.123456Z`` — the timestamp format of every JSON log line."""
+    dt = datetime.fromtimestamp(timestamp, UTC)
+    return dt.isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: ts, level, component, logger, message, ids, exception."""
+
+    def __init__(self, component: str, context: Mapping[str, Any] | None = None) -> None:
+        super().__init__()
+        self.component = component
+        self.context = dict(context or {})
+
+    def format(self, record: logging.LogRecord) -> str:
+        doc: dict[str, Any] = {
+            "ts": iso_utc(record.created),
+            "level": record.levelname,
+            "component": self.component,
+            "logger": record.name,
+            "message": redact(record.getMessage()),
+        }
+        for key, value in _extras(record, self.context).items():
+            doc.setdefault(key, value)
+        exc = _exception_text(self, record)
+        if exc:
+            doc["exception"] = exc
+        return _json.dumps(doc, ensure_ascii=False, default=str)
+
+
+class HumanFormatter(logging.Formatter):
+    """``12:00:00.123 WARNING rackpool.pool [node_id=n1] message`` for a terminal."""
+
+    def __init__(self, component: str, context: Mapping[str, Any] | None = None) -> None:
+        super().__init__()
+        self.component = component
+        self.context = dict(context or {})
+
+    def format(self, record: logging.LogRecord) -> str:
+        ts = datetime.fromtimestamp(record.created).strftime("%H:%M:%S.%f")[:-3]
+        ids = {k: v for k, v in _extras(record, {}).items()}
+        tag = " [" + " ".join(f"{k}={v}" for k, v in ids.items()) + "]" if ids else ""
+        line = f"{ts} {record.levelname:<7} {record.name}{tag} {redact(record.getMessage())}"
+        exc = _exception_text(self, record)
+        return f"{line}\n{exc}" if exc else line
+
+
+def setup_logging(
+    component: str,
+    *,
+    json: bool,
+    path: str | None = None,
+    level: str | int = "INFO",
+    context: dict[str, Any] | None = None,
+    stream: TextIO | None = None,
+) -> logging.Handler:
+    """Configure the root logger for a daemon; call once at start. Returns the handler.
+
+    ``component`` names the daemon (``cloud``, ``agent``, ``pool``, ``ops``).
+    ``json`` picks JSON lines (for files and the index) or human text (for a terminal).
+    ``path`` appends to that file, reopening it if logrotate moves it away; otherwise
+    the handler writes to ``stream`` (default stderr). ``context`` holds defaults for
+    every line (``region``, ``host``…); ``host`` defaults to this machine's name.
+    Calling again replaces the handler installed by the previous call.
+    """
+    ctx: dict[str, Any] = {"host": socket.gethostname()}
+    ctx.update(context or {})
+    handler: logging.Handler
+    if path is not None:
+        handler = logging.handlers.WatchedFileHandler(path, encoding="utf-8")
+    else:
+        handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
+    formatter: logging.Formatter = (
+        JsonFormatter(component, ctx) if json else HumanFormatter(component, ctx)
+    )
+    handler.setFormatter(formatter)
+    handler.set_name(f"rackpool:{component}")
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        if (old.get_name() or "").startswith("rackpool:"):
+            root.removeHandler(old)
+            old.close()
+    root.addHandler(handler)
+    root.setLevel(level.upper() if isinstance(level, str) else level)
+    return handler
