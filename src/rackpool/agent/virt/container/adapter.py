@@ -1,0 +1,238 @@
+"""The ``container`` virt driver: one runc system container per instance.
+
+Per instance, under ``<state_dir>/containers/<id>/``: ``record.json`` (what we know),
+``console.log`` (the instance's stdout/stderr), ``boot.sh`` and ``config.json`` (the
+OCI bundle), ``scratch/`` (tmpfs with the overlay upper layer) and ``rootfs/`` (the
+overlay). Outside it: netns ``rp-<id>``, a veth on the host bridge, and cgroups
+``/<cgroup_parent>/<host>/<id>`` in every v1 hierarchy (runc creates and removes them).
+runc exits after starting an instance, so instances survive the agent; ``list``
+finds them again from runc's state and the records.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from rackpool.agent.errors import DriverError, DriverUnavailable, SpawnError
+from rackpool.agent.virt.base import Capacity, ImageForm, InstanceState, LocalImage
+from rackpool.agent.virt.container import netns, rootfs
+from rackpool.agent.virt.container.boot import READY_LINE, boot_script, parse_host_keys
+from rackpool.agent.virt.container.bundle import oci_config
+from rackpool.agent.virt.container.config import ContainerConfig
+from rackpool.agent.virt.container.runc import Runc
+from rackpool.agent.virt.detect import detect_capacity
+from rackpool.core.clock import iterate_timeout
+from rackpool.core.instance import FlavorSpec, InstanceSpec, NetworkSpec
+
+log = logging.getLogger("rackpool.agent.virt.container")
+
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+CONSOLE_MAX = 256 * 1024
+
+
+class ContainerDriver:
+    name = "container"
+    image_form: ImageForm = "rootfs"
+
+    def __init__(
+        self, config: ContainerConfig, state_dir: str | Path, host: str, bridge: str
+    ) -> None:
+        if os.geteuid() != 0:
+            raise DriverUnavailable("the container driver needs root (namespaces, mounts)")
+        runc_bin = shutil.which(config.runc)
+        if runc_bin is None:
+            raise DriverUnavailable(f"{config.runc} not found; install Debian package runc")
+        if not Path(config.init).is_file():
+            raise DriverUnavailable(f"{config.init} not found; install Debian package tini")
+        self.config = config
+        self.host = host
+        self.bridge = bridge
+        self.state_dir = Path(state_dir).resolve()
+        self.base = self.state_dir / "containers"
+        self.base.mkdir(parents=True, exist_ok=True)
+        self.runc = Runc(runc_bin, self.state_dir / "runc")
+        self.runc.version()
+
+    # -- paths ---------------------------------------------------------------------------
+    def _dir(self, instance_id: str) -> Path:
+        if "/" in instance_id or instance_id in ("", ".", ".."):
+            raise DriverError(f"bad instance id {instance_id!r}")
+        return self.base / instance_id
+
+    def cgroup_path(self, instance_id: str) -> str:
+        return f"/{self.config.cgroup_parent}/{self.host}/{instance_id}"
+
+    def cgroup_dirs(self, instance_id: str) -> list[Path]:
+        rel = self.cgroup_path(instance_id).lstrip("/")
+        return [d / rel for d in CGROUP_ROOT.iterdir() if (d / rel).exists()]
+
+    # -- interface -----------------------------------------------------------------------
+    def spawn(
+        self,
+        instance: InstanceSpec,
+        image: LocalImage,
+        flavor: FlavorSpec,
+        network: NetworkSpec,
+        keys: tuple[str, ...],
+        user_data: bytes | None,
+    ) -> InstanceState:
+        d = self._dir(instance.id)
+        extra = {"host": self.host, "instance_id": instance.id}
+        t0 = time.monotonic()
+        try:
+            self._prepare(d, instance, image, flavor, network, keys, user_data)
+            self.runc.run_detached(instance.id, d, d / "console.log")
+            host_keys = self._wait_ready(instance.id, d / "console.log")
+        except Exception as exc:
+            console = self.console_log(instance.id)[-1500:]
+            log.warning("spawn failed, cleaning up: %s", exc, extra=extra)
+            self.destroy(instance.id)
+            raise SpawnError(f"spawn failed: {exc}; console tail: {console[-800:]}") from exc
+        self._write_record(d, {**self._record(d), "host_keys": list(host_keys)})
+        log.info("spawned in %.3fs", time.monotonic() - t0, extra=extra)
+        return InstanceState(instance.id, True, host_keys)
+
+    def _prepare(
+        self,
+        d: Path,
+        instance: InstanceSpec,
+        image: LocalImage,
+        flavor: FlavorSpec,
+        network: NetworkSpec,
+        keys: tuple[str, ...],
+        user_data: bytes | None,
+    ) -> None:
+        d.mkdir(parents=True, exist_ok=False)
+        self._write_record(d, {"id": instance.id, "name": instance.name, "image": image.id})
+        (d / "console.log").touch(mode=0o600)
+        scratch, root = d / "scratch", d / "rootfs"
+        size = max(64, flavor.disk_gb * self.config.scratch_mb_per_disk_gb)
+        rootfs.mount_scratch(scratch, size)
+        upper = scratch / "upper"
+        if image.form == "host":
+            lower = "/"
+            rootfs.hide(Path("/"), upper, [*self.config.hide_paths, str(self.state_dir)])
+        elif image.form == "rootfs" and image.path:
+            lower = image.path
+        else:
+            raise SpawnError(f"image {image.id} is a {image.form}; this driver needs a rootfs")
+        note = rootfs.seed(upper, _hostname(instance.hostname), keys, user_data)
+        if note:
+            with open(d / "console.log", "a") as f:
+                f.write(note)
+        rootfs.mount_overlay(lower, scratch, root)
+        netns_path = netns.plug(instance.id, self.bridge, network)
+        (d / "boot.sh").write_text(
+            boot_script(self.config.default_user, self.config.host_key_types)
+        )
+        spec = oci_config(
+            rootfs=str(root),
+            hostname=_hostname(instance.hostname),
+            netns_path=netns_path,
+            init_binary=self.config.init,
+            boot_script=str(d / "boot.sh"),
+            cgroups_path=self.cgroup_path(instance.id),
+            limits=self.config.enforce_limits,
+            vcpus=flavor.vcpus,
+            ram_mb=flavor.ram_mb,
+        )
+        (d / "config.json").write_text(json.dumps(spec))
+
+    def _wait_ready(self, instance_id: str, console: Path) -> tuple[str, ...]:
+        """Wait until sshd listens (it says so on the console) and host keys are printed."""
+        for attempt in iterate_timeout(self.config.ready_timeout, "sshd", interval=0.01):
+            text = console.read_text(errors="replace")
+            if READY_LINE in text:
+                keys = parse_host_keys(text)
+                if keys:
+                    return keys
+            if attempt % 50 == 0 and not self._running(instance_id):
+                raise SpawnError("instance init exited during boot")
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _running(self, instance_id: str) -> bool:
+        return any(c.id == instance_id and c.status == "running" for c in self.runc.list())
+
+    def destroy(self, instance_id: str) -> None:
+        """Remove processes, cgroups, mounts, netns, veth and files; idempotent."""
+        d = self._dir(instance_id)
+        self.runc.delete(instance_id)
+        self._kill_cgroup_leftovers(instance_id)
+        rootfs.unmount(d / "rootfs")
+        rootfs.unmount(d / "scratch")
+        netns.unplug(instance_id)
+        if d.exists():
+            shutil.rmtree(d)
+        log.info("destroyed", extra={"host": self.host, "instance_id": instance_id})
+
+    def _kill_cgroup_leftovers(self, instance_id: str) -> None:
+        """Kill processes still in this instance's cgroups (all started by it), then rmdir."""
+        for cg in self.cgroup_dirs(instance_id):
+            for _ in iterate_timeout(10, f"cgroup {cg} to empty", interval=0.02):
+                pids = (cg / "cgroup.procs").read_text().split()
+                if not pids:
+                    break
+                for pid in pids:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(int(pid), 9)
+            with contextlib.suppress(FileNotFoundError):
+                cg.rmdir()
+
+    def list(self) -> list[InstanceState]:
+        containers = {c.id: c for c in self.runc.list()}
+        ids = {p.name for p in self.base.iterdir() if p.is_dir()} | set(containers)
+        out = []
+        for iid in sorted(ids):
+            c = containers.get(iid)
+            rec = self._record(self.base / iid)
+            out.append(
+                InstanceState(
+                    iid,
+                    running=c is not None and c.status == "running",
+                    host_keys=tuple(rec.get("host_keys", ())),
+                    detail=c.status if c else "no container",
+                )
+            )
+        return out
+
+    def console_log(self, instance_id: str) -> str:
+        path = self._dir(instance_id) / "console.log"
+        try:
+            with open(path, "rb") as f:
+                f.seek(max(0, path.stat().st_size - CONSOLE_MAX))
+                return f.read().decode(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def capacity(self) -> Capacity:
+        return detect_capacity(self.state_dir)
+
+    def close(self) -> None:
+        """Nothing to close: instances keep running without the agent."""
+
+    # -- records -------------------------------------------------------------------------
+    @staticmethod
+    def _record(d: Path) -> dict[str, Any]:
+        try:
+            data = json.loads((d / "record.json").read_text())
+        except (FileNotFoundError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    @staticmethod
+    def _write_record(d: Path, data: dict[str, Any]) -> None:
+        tmp = d / "record.json.tmp"
+        tmp.write_text(json.dumps(data))
+        tmp.replace(d / "record.json")
+
+
+def _hostname(name: str) -> str:
+    clean = "".join(c if c.isalnum() or c == "-" else "-" for c in name).strip("-")
+    return (clean or "instance")[:63]
