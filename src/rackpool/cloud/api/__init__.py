@@ -1,0 +1,1 @@
+"""HTTP API of a region controller (OpenStack subset + agent + admin)."""

@@ -1,0 +1,84 @@
+"""The ASGI application of one region controller."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from rackpool.cloud.api import agent, compute, identity, image
+from rackpool.cloud.api.common import JSON, fault, identity_fault
+from rackpool.cloud.region import Region
+from rackpool.core.errors import BadRequest, NotFound, RackpoolError
+
+log = logging.getLogger("rackpool.cloud.api")
+
+
+async def _rackpool_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RackpoolError)
+    if request.url.path.startswith("/identity"):
+        return identity_fault(exc)
+    return fault(exc)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        return fault(NotFound(f"The resource could not be found: {request.url.path}"))
+    if exc.status_code == 405:
+        err = BadRequest(f"Method {request.method} is not allowed on {request.url.path}")
+        return JSON({"badMethod": {"message": err.message, "code": 405}}, status_code=405)
+    return JSON(
+        {"computeFault": {"message": str(exc.detail), "code": exc.status_code}},
+        status_code=exc.status_code,
+    )
+
+
+async def _crash(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return JSON(
+        {"computeFault": {"message": "The server has either erred or is incapable of performing "
+                          "the requested operation.", "code": 500}},
+        status_code=500,
+    )  # fmt: skip
+
+
+async def root(request: Request) -> Response:
+    return JSON({"service": "rackpool region", "region": request.app.state.region.config.region})
+
+
+def build_app(region: Region, run_background: bool = True) -> Starlette:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        stop = asyncio.Event()
+        task = asyncio.create_task(region.run_background(stop)) if run_background else None
+        try:
+            yield
+        finally:
+            stop.set()
+            if task:
+                await task
+
+    from starlette.routing import Route
+
+    app = Starlette(
+        routes=[Route("/", root, methods=["GET"])]
+        + identity.routes
+        + compute.routes
+        + image.routes
+        + agent.routes,
+        exception_handlers={
+            RackpoolError: _rackpool_error,
+            HTTPException: _http_error,
+            Exception: _crash,
+        },
+        lifespan=lifespan,
+    )
+    app.state.region = region
+    return app

@@ -1,0 +1,66 @@
+"""Shared pieces of the API: JSON, faults, auth, URLs."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from rackpool.cloud.identity import AuthContext
+from rackpool.cloud.region import Region
+from rackpool.core.errors import BadRequest, RackpoolError
+
+log = logging.getLogger("rackpool.cloud.api")
+
+
+class JSON(Response):
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
+def region_of(request: Request) -> Region:
+    region: Region = request.app.state.region
+    return region
+
+
+def base_url(request: Request) -> str:
+    region = region_of(request)
+    if region.config.public_url:
+        return region.config.public_url.rstrip("/")
+    return str(request.base_url).rstrip("/")
+
+
+def fault(exc: RackpoolError) -> JSON:
+    return JSON({exc.fault: {"message": exc.message, "code": exc.code}}, status_code=exc.code)
+
+
+def identity_fault(exc: RackpoolError) -> JSON:
+    title = {401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 409: "Conflict"}.get(
+        exc.code, "Bad Request"
+    )
+    return JSON(
+        {"error": {"code": exc.code, "message": exc.message, "title": title}}, status_code=exc.code
+    )
+
+
+async def body_json(request: Request) -> Any:
+    raw = await request.body()
+    if not raw:
+        raise BadRequest("The request body is empty; send a JSON object.")
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"Malformed request body: invalid JSON ({exc})") from None
+
+
+def auth(request: Request) -> AuthContext:
+    ctx = getattr(request.state, "auth", None)
+    if ctx is None:
+        ctx = region_of(request).identity.validate(request.headers.get("x-auth-token"))
+        request.state.auth = ctx
+    return ctx

@@ -1,0 +1,337 @@
+"""Nova v2.1 subset."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from rackpool.cloud import views
+from rackpool.cloud.api.common import JSON, auth, base_url, body_json, region_of
+from rackpool.core.errors import BadRequest, NotFound
+
+PREFIX = "/compute/v2.1"
+
+
+def _version(base: str) -> dict[str, Any]:
+    return {
+        "id": "v2.1",
+        "status": "CURRENT",
+        "version": "2.1",
+        "min_version": "2.1",
+        "updated": "2013-07-23T11:33:21Z",
+        "links": [{"rel": "self", "href": f"{base}{PREFIX}/"}],
+        "media-types": [
+            {
+                "base": "application/json",
+                "type": "application/vnd.openstack.compute+json;version=2.1",
+            }
+        ],
+    }
+
+
+async def versions(request: Request) -> Response:
+    return JSON({"versions": [_version(base_url(request))]})
+
+
+async def version(request: Request) -> Response:
+    return JSON({"version": _version(base_url(request))})
+
+
+def _api(request: Request) -> str:
+    return base_url(request) + PREFIX
+
+
+# -- flavors -------------------------------------------------------------------
+async def flavors_list(request: Request) -> Response:
+    auth(request)
+    rows = region_of(request).compute.list_flavors()
+    base = _api(request)
+    if request.url.path.endswith("/detail"):
+        return JSON({"flavors": [views.flavor(f, base) for f in rows]})
+    return JSON(
+        {
+            "flavors": [
+                {"id": f["id"], "name": f["name"], "links": views.flavor(f, base)["links"]}
+                for f in rows
+            ]
+        }
+    )
+
+
+async def flavor_get(request: Request) -> Response:
+    auth(request)
+    row = region_of(request).compute.get_flavor(request.path_params["flavor_id"])
+    return JSON({"flavor": views.flavor(row, _api(request))})
+
+
+async def flavor_create(request: Request) -> Response:
+    ctx = auth(request)
+    compute = region_of(request).compute
+    compute.require_admin(ctx)
+    row = compute.create_flavor(await body_json(request))
+    return JSON({"flavor": views.flavor(row, _api(request))})
+
+
+async def flavor_delete(request: Request) -> Response:
+    ctx = auth(request)
+    compute = region_of(request).compute
+    compute.require_admin(ctx)
+    compute.delete_flavor(request.path_params["flavor_id"])
+    return Response(status_code=202)
+
+
+# -- servers -------------------------------------------------------------------
+async def servers_list(request: Request) -> Response:
+    ctx = auth(request)
+    params = request.query_params
+    all_tenants = params.get("all_tenants", "0").lower() in ("1", "true", "yes", "")
+    if "all_tenants" not in params:
+        all_tenants = False
+    rows, marker = region_of(request).compute.list_servers(ctx, params, all_tenants)
+    base = _api(request)
+    detail = request.url.path.endswith("/detail")
+    if detail:
+        items = [views.server(r, base, ctx.is_admin) for r in rows]
+    else:
+        items = [
+            {"id": r["id"], "name": r["name"],
+             "links": [{"rel": "self", "href": f"{base}/servers/{r['id']}"}]}
+            for r in rows
+        ]  # fmt: skip
+    body: dict[str, Any] = {"servers": items}
+    if marker:
+        q = {k: v for k, v in params.items() if k != "marker"}
+        q["marker"] = marker
+        qs = "&".join(f"{k}={v}" for k, v in q.items())
+        path = "servers/detail" if detail else "servers"
+        body["servers_links"] = [{"rel": "next", "href": f"{base}/{path}?{qs}"}]
+    return JSON(body)
+
+
+async def server_create(request: Request) -> Response:
+    ctx = auth(request)
+    region = region_of(request)
+    body = await body_json(request)
+    ids = region.compute.create_servers(ctx, body)
+    base = _api(request)
+    if isinstance(body.get("server"), dict) and body["server"].get("return_reservation_id"):
+        return JSON({"reservation_id": "r-" + ids[0][:8]}, status_code=202)
+    sid = ids[0]
+    link = f"{base}/servers/{sid}"
+    return JSON(
+        {"server": {"id": sid, "links": [{"rel": "self", "href": link}, {"rel": "bookmark", "href": link}],
+                    "OS-DCF:diskConfig": "MANUAL", "security_groups": [{"name": "default"}],
+                    "adminPass": "not-used-keys-only"}},
+        status_code=202,
+    )  # fmt: skip
+
+
+async def server_get(request: Request) -> Response:
+    ctx = auth(request)
+    row = region_of(request).compute.get_server(ctx, request.path_params["server_id"])
+    return JSON({"server": views.server(row, _api(request), ctx.is_admin)})
+
+
+async def server_delete(request: Request) -> Response:
+    ctx = auth(request)
+    region_of(request).compute.delete_server(ctx, request.path_params["server_id"])
+    return Response(status_code=204)
+
+
+async def server_action(request: Request) -> Response:
+    ctx = auth(request)
+    compute = region_of(request).compute
+    sid = request.path_params["server_id"]
+    compute.get_server(ctx, sid)
+    body = await body_json(request)
+    if not isinstance(body, dict) or len(body) != 1:
+        raise BadRequest("An action body must be an object with exactly one action key.")
+    action, args = next(iter(body.items()))
+    if action == "os-getConsoleOutput":
+        text = compute.console_output(ctx, sid, args if isinstance(args, dict) else {})
+        return JSON({"output": text})
+    raise BadRequest(f"Action {action!r} is not supported; supported: os-getConsoleOutput")
+
+
+async def server_metadata(request: Request) -> Response:
+    ctx = auth(request)
+    row = region_of(request).compute.get_server(ctx, request.path_params["server_id"])
+    return JSON({"metadata": dict(row["metadata"] or {})})
+
+
+async def server_ips(request: Request) -> Response:
+    ctx = auth(request)
+    row = region_of(request).compute.get_server(ctx, request.path_params["server_id"])
+    return JSON({"addresses": views.server(row, _api(request), False)["addresses"]})
+
+
+# -- keypairs ------------------------------------------------------------------
+def _keypair(k: Any) -> dict[str, Any]:
+    return {"name": k["name"], "public_key": k["public_key"], "fingerprint": k["fingerprint"]}
+
+
+async def keypairs_list(request: Request) -> Response:
+    ctx = auth(request)
+    rows = region_of(request).compute.list_keypairs(ctx)
+    return JSON({"keypairs": [{"keypair": _keypair(k)} for k in rows]})
+
+
+async def keypair_create(request: Request) -> Response:
+    ctx = auth(request)
+    row, private = region_of(request).compute.create_keypair(ctx, await body_json(request))
+    kp = _keypair(row)
+    kp["user_id"] = ctx.user_id
+    if private:
+        kp["private_key"] = private
+    return JSON({"keypair": kp})
+
+
+async def keypair_get(request: Request) -> Response:
+    ctx = auth(request)
+    row = region_of(request).compute.get_keypair(ctx, request.path_params["name"])
+    kp = _keypair(row)
+    kp.update(
+        user_id=ctx.user_id, id=row["id"], deleted=False, created_at=views.iso(row["created_at"])
+    )
+    return JSON({"keypair": kp})
+
+
+async def keypair_delete(request: Request) -> Response:
+    ctx = auth(request)
+    region_of(request).compute.delete_keypair(ctx, request.path_params["name"])
+    return Response(status_code=202)
+
+
+# -- limits, quotas, zones, hypervisors ----------------------------------------
+async def limits(request: Request) -> Response:
+    ctx = auth(request)
+    project = request.query_params.get("tenant_id") or ctx.project_id
+    if project != ctx.project_id:
+        region_of(request).compute.require_admin(ctx)
+    return JSON({"limits": region_of(request).compute.limits(project)})
+
+
+async def quota_get(request: Request) -> Response:
+    ctx = auth(request)
+    region = region_of(request)
+    pid = request.path_params["project_id"]
+    if pid != ctx.project_id:
+        region.compute.require_admin(ctx)
+    with region.engine.connect() as conn:
+        q = region.compute.quota(conn, pid)
+    return JSON({"quota_set": {"id": pid, **q}})
+
+
+async def quota_put(request: Request) -> Response:
+    ctx = auth(request)
+    region = region_of(request)
+    region.compute.require_admin(ctx)
+    body = await body_json(request)
+    qs = body.get("quota_set") if isinstance(body, dict) else None
+    if not isinstance(qs, dict):
+        raise BadRequest("'quota_set' is a required property and must be an object.")
+    q = region.compute.set_quota(request.path_params["project_id"], qs)
+    return JSON({"quota_set": q})
+
+
+async def zones(request: Request) -> Response:
+    auth(request)
+    hosts = region_of(request).hosts.list_hosts()
+    names = sorted({h["availability_zone"] for h in hosts} or {"nova"})
+    return JSON(
+        {"availabilityZoneInfo": [
+            {"zoneName": z, "zoneState": {"available": any(
+                h["state"] == "up" and h["enabled"] for h in hosts if h["availability_zone"] == z)},
+             "hosts": None}
+            for z in names
+        ]}
+    )  # fmt: skip
+
+
+def _hypervisor(h: dict[str, Any], detail: bool) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "id": h["id"],
+        "hypervisor_hostname": h["name"],
+        "state": h["state"],
+        "status": "enabled" if h["enabled"] else "disabled",
+    }
+    if detail:
+        body.update(
+            vcpus=h["vcpus"], vcpus_used=h["vcpus_used"], memory_mb=h["ram_mb"],
+            memory_mb_used=h["ram_mb_used"], local_gb=h["disk_gb"], local_gb_used=h["disk_gb_used"],
+            running_vms=h["instances"], hypervisor_type=h["driver"], hypervisor_version=1,
+            host_ip="127.0.0.1", service={"host": h["name"], "id": h["id"], "disabled_reason": h["disabled_reason"]},
+            free_ram_mb=h["ram_mb"] - h["ram_mb_used"], free_disk_gb=h["disk_gb"] - h["disk_gb_used"],
+            current_workload=0, disk_available_least=h["disk_gb"] - h["disk_gb_used"], cpu_info="{}",
+        )  # fmt: skip
+    return body
+
+
+async def hypervisors(request: Request) -> Response:
+    ctx = auth(request)
+    region = region_of(request)
+    region.compute.require_admin(ctx)
+    detail = request.url.path.endswith("/detail")
+    return JSON({"hypervisors": [_hypervisor(h, detail) for h in region.hosts.list_hosts()]})
+
+
+async def hypervisor_get(request: Request) -> Response:
+    ctx = auth(request)
+    region = region_of(request)
+    region.compute.require_admin(ctx)
+    hid = request.path_params["hid"]
+    for h in region.hosts.list_hosts():
+        if hid in (h["id"], h["name"]):
+            return JSON({"hypervisor": _hypervisor(h, True)})
+    raise NotFound(f"Hypervisor with ID {hid} could not be found.")
+
+
+async def images_proxy(request: Request) -> Response:
+    """Nova's deprecated image proxy: enough for clients that still look here."""
+    ctx = auth(request)
+    rows, _ = region_of(request).images.list(ctx, {}, 1000)
+    return JSON(
+        {
+            "images": [
+                {"id": i["id"], "name": i["name"], "status": i["status"].upper()} for i in rows
+            ]
+        }
+    )
+
+
+P = PREFIX
+routes = [
+    Route("/compute", versions, methods=["GET"]),
+    Route("/compute/", versions, methods=["GET"]),
+    Route(P, version, methods=["GET"]),
+    Route(P + "/", version, methods=["GET"]),
+    Route(P + "/flavors", flavors_list, methods=["GET"]),
+    Route(P + "/flavors", flavor_create, methods=["POST"]),
+    Route(P + "/flavors/detail", flavors_list, methods=["GET"]),
+    Route(P + "/flavors/{flavor_id}", flavor_get, methods=["GET"]),
+    Route(P + "/flavors/{flavor_id}", flavor_delete, methods=["DELETE"]),
+    Route(P + "/servers", servers_list, methods=["GET"]),
+    Route(P + "/servers", server_create, methods=["POST"]),
+    Route(P + "/servers/detail", servers_list, methods=["GET"]),
+    Route(P + "/servers/{server_id}", server_get, methods=["GET"]),
+    Route(P + "/servers/{server_id}", server_delete, methods=["DELETE"]),
+    Route(P + "/servers/{server_id}/action", server_action, methods=["POST"]),
+    Route(P + "/servers/{server_id}/metadata", server_metadata, methods=["GET"]),
+    Route(P + "/servers/{server_id}/ips", server_ips, methods=["GET"]),
+    Route(P + "/os-keypairs", keypairs_list, methods=["GET"]),
+    Route(P + "/os-keypairs", keypair_create, methods=["POST"]),
+    Route(P + "/os-keypairs/{name}", keypair_get, methods=["GET"]),
+    Route(P + "/os-keypairs/{name}", keypair_delete, methods=["DELETE"]),
+    Route(P + "/limits", limits, methods=["GET"]),
+    Route(P + "/os-quota-sets/{project_id}", quota_get, methods=["GET"]),
+    Route(P + "/os-quota-sets/{project_id}", quota_put, methods=["PUT"]),
+    Route(P + "/os-availability-zone", zones, methods=["GET"]),
+    Route(P + "/os-availability-zone/detail", zones, methods=["GET"]),
+    Route(P + "/os-hypervisors", hypervisors, methods=["GET"]),
+    Route(P + "/os-hypervisors/detail", hypervisors, methods=["GET"]),
+    Route(P + "/os-hypervisors/{hid}", hypervisor_get, methods=["GET"]),
+    Route(P + "/images", images_proxy, methods=["GET"]),
+]

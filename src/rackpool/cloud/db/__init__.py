@@ -1,0 +1,1 @@
+"""Region state in a relational database (SQLite by default, PostgreSQL in production)."""

@@ -1,0 +1,181 @@
+"""Tables of a region controller, in portable SQLAlchemy Core (no backend-specific SQL)."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+projects = Table(
+    "projects",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("name", String(255), nullable=False, unique=True),
+    Column("description", Text, nullable=False, default=""),
+    Column("quota_cores", Integer, nullable=False, default=-1),
+    Column("quota_ram", Integer, nullable=False, default=-1),
+    Column("quota_instances", Integer, nullable=False, default=-1),
+    Column("created_at", Float, nullable=False),
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("name", String(255), nullable=False, unique=True),
+    Column("password_hash", String(255), nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
+role_assignments = Table(
+    "role_assignments",
+    metadata,
+    Column("user_id", String(64), ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column(
+        "project_id", String(64), ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True
+    ),
+    Column("role", String(32), primary_key=True),
+)
+
+tokens = Table(
+    "tokens",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("user_id", String(64), nullable=False),
+    Column("project_id", String(64), nullable=False),
+    Column("issued_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False, index=True),
+    Column("revoked", Boolean, nullable=False, default=False),
+)
+
+flavors = Table(
+    "flavors",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("name", String(255), nullable=False, unique=True),
+    Column("vcpus", Integer, nullable=False),
+    Column("ram", Integer, nullable=False),
+    Column("disk", Integer, nullable=False),
+    Column("is_public", Boolean, nullable=False, default=True),
+)
+
+images = Table(
+    "images",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("name", String(255), nullable=True, index=True),
+    Column("owner", String(64), nullable=True, index=True),
+    Column("visibility", String(16), nullable=False, default="private"),
+    Column("status", String(16), nullable=False, default="queued"),
+    Column("disk_format", String(16), nullable=True),
+    Column("container_format", String(16), nullable=True),
+    Column("size", Integer, nullable=True),
+    Column("checksum", String(64), nullable=True),
+    Column("os_hash_algo", String(16), nullable=True),
+    Column("os_hash_value", String(128), nullable=True),
+    Column("min_disk", Integer, nullable=False, default=0),
+    Column("min_ram", Integer, nullable=False, default=0),
+    Column("protected", Boolean, nullable=False, default=False),
+    Column("builtin", String(32), nullable=True),
+    Column("properties", JSON, nullable=False, default=dict),
+    Column("tags", JSON, nullable=False, default=list),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+keypairs = Table(
+    "keypairs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("project_id", String(64), nullable=False),
+    Column("user_id", String(64), nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("public_key", Text, nullable=False),
+    Column("fingerprint", String(128), nullable=False),
+    Column("created_at", Float, nullable=False),
+    UniqueConstraint("user_id", "name", name="uq_keypairs_user_name"),
+)
+
+hosts = Table(
+    "hosts",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("name", String(255), nullable=False, unique=True),
+    Column("availability_zone", String(255), nullable=False, default="nova"),
+    Column("driver", String(32), nullable=False),
+    Column("vcpus", Integer, nullable=False),
+    Column("ram_mb", Integer, nullable=False),
+    Column("disk_gb", Integer, nullable=False),
+    Column("enabled", Boolean, nullable=False, default=True),
+    Column("state", String(16), nullable=False, default="up"),
+    Column("disabled_reason", Text, nullable=True),
+    Column("version", String(64), nullable=True),
+    Column("last_heartbeat", Float, nullable=False),
+    Column("registered_at", Float, nullable=False),
+)
+
+servers = Table(
+    "servers",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("seq", Integer, nullable=False, index=True),
+    Column("project_id", String(64), nullable=False),
+    Column("user_id", String(64), nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("hostname", String(255), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("task_state", String(32), nullable=True),
+    Column("deleted", Boolean, nullable=False, default=False),
+    Column("host", String(255), nullable=True, index=True),
+    Column("flavor_id", String(64), nullable=False),
+    Column("vcpus", Integer, nullable=False),
+    Column("ram", Integer, nullable=False),
+    Column("disk", Integer, nullable=False),
+    Column("image_id", String(64), nullable=False),
+    Column("key_name", String(255), nullable=True),
+    Column("public_key", Text, nullable=True),
+    Column("address", String(64), nullable=True),
+    Column("mac", String(32), nullable=True),
+    Column("availability_zone", String(255), nullable=True),
+    Column("metadata", JSON, nullable=False, default=dict),
+    Column("user_data", Text, nullable=True),
+    Column("config_drive", Boolean, nullable=False, default=False),
+    Column("security_groups", JSON, nullable=False, default=list),
+    Column("fault_message", Text, nullable=True),
+    Column("fault_code", Integer, nullable=True),
+    Column("fault_at", Float, nullable=True),
+    Column("host_keys", JSON, nullable=False, default=list),
+    Column("console_log", Text, nullable=False, default=""),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("launched_at", Float, nullable=True),
+    Index("ix_servers_project_deleted_seq", "project_id", "deleted", "seq"),
+)
+
+addresses = Table(
+    "addresses",
+    metadata,
+    Column("address", String(64), primary_key=True),
+    Column("server_id", String(64), nullable=False, index=True),
+    Column("allocated_at", Float, nullable=False),
+)
+
+settings = Table(
+    "settings",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)

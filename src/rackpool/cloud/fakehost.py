@@ -1,0 +1,97 @@
+"""In-process fake hosts: they speak the host boundary (register, heartbeat, pull,
+report) like an agent, but their instances are only rows, for tests and benchmarks.
+
+A build fails with a fault when the server name matches one of ``fail_names`` or
+its metadata carries ``rackpool_fake_fault: <message>``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from typing import Any
+
+from rackpool.cloud.config import FakeHost
+from rackpool.cloud.hosts import HostService
+
+log = logging.getLogger("rackpool.cloud.fakehost")
+
+
+class FakeHostRunner:
+    def __init__(self, spec: FakeHost, hosts: HostService, heartbeat_interval: float) -> None:
+        self.spec = spec
+        self._hosts = hosts
+        self._interval = heartbeat_interval
+        self._queue: asyncio.Queue[str] = asyncio.Queue()
+        self._fail = [re.compile(p) for p in spec.fail_names]
+        self.paused = False  # tests: a paused fake host stops heartbeating
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def _enqueue(self, server_id: str) -> None:
+        self._queue.put_nowait(server_id)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        s = self.spec
+        self._hosts.register(
+            {"name": s.name, "availability_zone": s.availability_zone, "driver": "fake",
+             "vcpus": s.vcpus, "ram_mb": s.ram_mb, "disk_gb": s.disk_gb}
+        )  # fmt: skip
+        self._hosts.listen(s.name, self._enqueue)
+        for inst in self._hosts.pull(s.name):  # reconcile after a controller restart
+            self._enqueue(inst["id"])
+        beat = asyncio.create_task(self._heartbeat(stop))
+        try:
+            while not stop.is_set():
+                try:
+                    sid = await asyncio.wait_for(self._queue.get(), 0.5)
+                except TimeoutError:
+                    continue
+                spec = self._hosts.spec(sid)
+                if spec is None:
+                    continue
+                task = asyncio.create_task(self._converge(spec))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+        finally:
+            beat.cancel()
+            for t in list(self._tasks):
+                t.cancel()
+
+    async def _heartbeat(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            if not self.paused:
+                try:
+                    self._hosts.heartbeat(self.spec.name)
+                except Exception:
+                    self._hosts.register(
+                        {"name": self.spec.name, "availability_zone": self.spec.availability_zone,
+                         "driver": "fake", "vcpus": self.spec.vcpus, "ram_mb": self.spec.ram_mb,
+                         "disk_gb": self.spec.disk_gb}
+                    )  # fmt: skip
+            await asyncio.sleep(self._interval)
+
+    async def _converge(self, spec: dict[str, Any]) -> None:
+        name = self.spec.name
+        if spec["desired"] == "deleted":
+            self._hosts.report(spec["id"], {"host": name, "status": "DELETED"})
+            return
+        if spec["status"] != "BUILD":
+            return
+        if self.spec.build_delay:
+            await asyncio.sleep(self.spec.build_delay)
+        current = self._hosts.spec(spec["id"])
+        if current is None or current["desired"] == "deleted":
+            if current is not None:
+                self._hosts.report(spec["id"], {"host": name, "status": "DELETED"})
+            return
+        fault = spec["metadata"].get("rackpool_fake_fault")
+        if fault is None and any(rx.search(spec["name"]) for rx in self._fail):
+            fault = f"Build of instance {spec['id']} aborted: fake host {name} was told to fail"
+        if fault:
+            self._hosts.report(spec["id"], {"host": name, "status": "ERROR", "fault": fault})
+        else:
+            console = f"{spec['hostname']} login: (fake instance on {name})\n"
+            self._hosts.report(
+                spec["id"], {"host": name, "status": "ACTIVE", "console_log": console}
+            )

@@ -1,0 +1,345 @@
+"""The host boundary: what agents (and in-process fake hosts) do with a controller.
+
+register → heartbeat → pull desired instances → report facts. The controller owns
+the instance state machine; hosts only report what they see.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import Engine, delete, insert, select, update
+
+from rackpool.cloud.config import RegionConfig
+from rackpool.cloud.db.schema import flavors, hosts, images, servers
+from rackpool.cloud.network import AddressPool
+from rackpool.core.clock import Clock
+from rackpool.core.errors import BadRequest, NotFound
+
+log = logging.getLogger("rackpool.cloud.hosts")
+
+REPORT_STATUSES = ("ACTIVE", "ERROR", "DELETED")
+MAX_CONSOLE = 256 * 1024
+
+
+class HostService:
+    def __init__(
+        self, engine: Engine, config: RegionConfig, clock: Clock, pool: AddressPool
+    ) -> None:
+        self._engine = engine
+        self._config = config
+        self._clock = clock
+        self._pool = pool
+        self._listeners: dict[str, Callable[[str], None]] = {}
+
+    # -- notifications to in-process hosts ---------------------------------
+    def listen(self, host: str, callback: Callable[[str], None]) -> None:
+        self._listeners[host] = callback
+
+    def notify(self, host: str | None, server_id: str) -> None:
+        if host and host in self._listeners:
+            self._listeners[host](server_id)
+
+    # -- agent operations --------------------------------------------------
+    def register(self, body: dict[str, Any]) -> dict[str, Any]:
+        name = _req_str(body, "name")
+        values = {
+            "availability_zone": str(body.get("availability_zone") or "nova"),
+            "driver": str(body.get("driver") or "unknown"),
+            "vcpus": _req_int(body, "vcpus"),
+            "ram_mb": _req_int(body, "ram_mb"),
+            "disk_gb": _req_int(body, "disk_gb"),
+            "version": str(body.get("version") or ""),
+            "state": "up",
+            "last_heartbeat": self._clock.now(),
+        }
+        with self._engine.begin() as conn:
+            row = conn.execute(
+                select(hosts.c.id, hosts.c.state).where(hosts.c.name == name)
+            ).first()
+            if row is None:
+                conn.execute(
+                    insert(hosts).values(
+                        id=uuid.uuid4().hex,
+                        name=name,
+                        enabled=True,
+                        registered_at=self._clock.now(),
+                        **values,
+                    )
+                )
+                log.info("host %s registered", name, extra={"host": name})
+            else:
+                conn.execute(update(hosts).where(hosts.c.name == name).values(**values))
+                log.info("host %s re-registered (was %s)", name, row.state, extra={"host": name})
+        return {
+            "host": self.host_view(name),
+            "heartbeat_interval": self._config.hosts.heartbeat_interval,
+            "network": {
+                "cidr": str(self._pool.network),
+                "gateway": self._pool.gateway,
+                "prefix": self._pool.prefix,
+            },
+        }
+
+    def heartbeat(self, name: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        with self._engine.begin() as conn:
+            row = conn.execute(select(hosts).where(hosts.c.name == name)).mappings().first()
+            if row is None:
+                raise NotFound(f"host {name} is not registered")
+            if row["state"] == "down":
+                # A host that was declared down must register again and reconcile.
+                raise NotFound(f"host {name} was marked down; register again")
+            conn.execute(
+                update(hosts).where(hosts.c.name == name).values(last_heartbeat=self._clock.now())
+            )
+        return {"enabled": bool(row["enabled"]), "state": row["state"]}
+
+    def pull(self, name: str) -> list[dict[str, Any]]:
+        with self._engine.connect() as conn:
+            if conn.execute(select(hosts.c.id).where(hosts.c.name == name)).first() is None:
+                raise NotFound(f"host {name} is not registered")
+            rows = (
+                conn.execute(select(servers).where(servers.c.host == name).order_by(servers.c.seq))
+                .mappings()
+                .all()
+            )
+            return self._specs(conn, rows)
+
+    def spec(self, server_id: str) -> dict[str, Any] | None:
+        with self._engine.connect() as conn:
+            rows = conn.execute(select(servers).where(servers.c.id == server_id)).mappings().all()
+            specs = self._specs(conn, rows)
+        return specs[0] if specs else None
+
+    def _specs(self, conn: Any, rows: Any) -> list[dict[str, Any]]:
+        if not rows:
+            return []
+        image_ids = {r["image_id"] for r in rows}
+        flavor_ids = {r["flavor_id"] for r in rows}
+        imgs = {
+            i["id"]: i
+            for i in conn.execute(select(images).where(images.c.id.in_(image_ids))).mappings()
+        }
+        flvs = {
+            f["id"]: f
+            for f in conn.execute(select(flavors).where(flavors.c.id.in_(flavor_ids))).mappings()
+        }
+        return [self._spec(r, imgs.get(r["image_id"]), flvs.get(r["flavor_id"])) for r in rows]
+
+    def _spec(self, r: Any, img: Any, flv: Any) -> dict[str, Any]:
+        return {
+            "id": r["id"],
+            "name": r["name"],
+            "hostname": r["hostname"],
+            "project_id": r["project_id"],
+            "status": r["status"],
+            "desired": "deleted" if r["deleted"] else "running",
+            "image": {
+                "id": r["image_id"],
+                "name": img["name"] if img else None,
+                "builtin": img["builtin"] if img else None,
+                "checksum": img["checksum"] if img else None,
+                "os_hash_algo": img["os_hash_algo"] if img else None,
+                "os_hash_value": img["os_hash_value"] if img else None,
+                "size": img["size"] if img else None,
+                "disk_format": img["disk_format"] if img else None,
+                "container_format": img["container_format"] if img else None,
+                "file_url": f"/agent/v1/images/{r['image_id']}/file",
+            },
+            "flavor": {
+                "id": r["flavor_id"],
+                "name": flv["name"] if flv else None,
+                "vcpus": r["vcpus"],
+                "ram": r["ram"],
+                "disk": r["disk"],
+            },
+            "network": {
+                "address": r["address"],
+                "prefix": self._pool.prefix,
+                "gateway": self._pool.gateway,
+                "mac": r["mac"],
+                "network_name": "public",
+            },
+            "keys": [r["public_key"]] if r["public_key"] else [],
+            "user_data": r["user_data"],
+            "config_drive": bool(r["config_drive"]),
+            "metadata": dict(r["metadata"] or {}),
+            "availability_zone": r["availability_zone"],
+        }
+
+    def report(self, server_id: str, body: dict[str, Any]) -> None:
+        host = _req_str(body, "host")
+        status = body.get("status")
+        if status not in REPORT_STATUSES:
+            raise BadRequest(f"status must be one of {', '.join(REPORT_STATUSES)}, not {status!r}")
+        now = self._clock.now()
+        with self._engine.begin() as conn:
+            row = conn.execute(
+                select(servers.c.status, servers.c.deleted).where(
+                    servers.c.id == server_id, servers.c.host == host
+                )
+            ).first()
+            if row is None:
+                raise NotFound(f"instance {server_id} is not assigned to host {host}")
+            values: dict[str, Any] = {"updated_at": now}
+            if "console_log" in body and isinstance(body["console_log"], str):
+                values["console_log"] = body["console_log"][-MAX_CONSOLE:]
+            if isinstance(body.get("host_keys"), list):
+                values["host_keys"] = [str(k) for k in body["host_keys"]][:16]
+            if status == "DELETED":
+                AddressPool.release(conn, server_id)
+                conn.execute(delete(servers).where(servers.c.id == server_id))
+                log.info(
+                    "instance deleted on %s", host, extra={"host": host, "instance_id": server_id}
+                )
+                return
+            if row.deleted:
+                conn.execute(update(servers).where(servers.c.id == server_id).values(**values))
+                return
+            if status == "ACTIVE" and row.status == "BUILD":
+                values.update(status="ACTIVE", task_state=None, launched_at=now)
+                log.info(
+                    "instance active on %s", host, extra={"host": host, "instance_id": server_id}
+                )
+            elif status == "ERROR" and row.status != "ERROR":
+                fault = str(body.get("fault") or "instance failed on host")[:4096]
+                values.update(
+                    status="ERROR",
+                    task_state=None,
+                    fault_message=fault,
+                    fault_code=500,
+                    fault_at=now,
+                )
+                log.warning(
+                    "instance failed on %s: %s",
+                    host,
+                    fault,
+                    extra={"host": host, "instance_id": server_id},
+                )
+            conn.execute(update(servers).where(servers.c.id == server_id).values(**values))
+
+    # -- health ------------------------------------------------------------
+    def check_down(self) -> list[str]:
+        """Mark silent hosts down and fault their instances; return the names."""
+        now = self._clock.now()
+        timeout = self._config.hosts.heartbeat_timeout
+        downed: list[str] = []
+        with self._engine.begin() as conn:
+            stale = conn.execute(
+                select(hosts.c.name, hosts.c.last_heartbeat).where(
+                    hosts.c.state == "up", hosts.c.last_heartbeat < now - timeout
+                )
+            ).all()
+            for name, last in stale:
+                conn.execute(update(hosts).where(hosts.c.name == name).values(state="down"))
+                msg = f"Host {name} is down: no heartbeat for {now - last:.0f}s"
+                conn.execute(
+                    update(servers)
+                    .where(
+                        servers.c.host == name,
+                        servers.c.deleted.is_(False),
+                        servers.c.status.in_(("BUILD", "ACTIVE")),
+                    )
+                    .values(
+                        status="ERROR",
+                        task_state=None,
+                        fault_message=msg,
+                        fault_code=500,
+                        fault_at=now,
+                        updated_at=now,
+                    )
+                )
+                log.error(msg, extra={"host": name})
+                downed.append(name)
+        return downed
+
+    async def run_health_checks(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                self.check_down()
+            except Exception:  # keep checking; the next pass may succeed
+                log.exception("host health check failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self._config.hosts.check_interval)
+
+    # -- admin -------------------------------------------------------------
+    def set_enabled(self, name: str, enabled: bool, reason: str | None = None) -> dict[str, Any]:
+        with self._engine.begin() as conn:
+            res = conn.execute(
+                update(hosts)
+                .where(hosts.c.name == name)
+                .values(enabled=enabled, disabled_reason=None if enabled else reason)
+            )
+        if res.rowcount == 0:
+            raise NotFound(f"host {name} not found")
+        return self.host_view(name)
+
+    def host_view(self, name: str) -> dict[str, Any]:
+        views = self.list_hosts(name)
+        if not views:
+            raise NotFound(f"host {name} not found")
+        return views[0]
+
+    def list_hosts(self, name: str | None = None) -> list[dict[str, Any]]:
+        from sqlalchemy import func
+
+        with self._engine.connect() as conn:
+            q = select(hosts).order_by(hosts.c.name)
+            if name is not None:
+                q = q.where(hosts.c.name == name)
+            rows = conn.execute(q).mappings().all()
+            usage = {
+                h: (int(c), int(v or 0), int(m or 0), int(d or 0))
+                for h, c, v, m, d in conn.execute(
+                    select(
+                        servers.c.host,
+                        func.count(),
+                        func.sum(servers.c.vcpus),
+                        func.sum(servers.c.ram),
+                        func.sum(servers.c.disk),
+                    ).group_by(servers.c.host)
+                )
+            }
+        out = []
+        for r in rows:
+            count, vcpus, ram, disk = usage.get(r["name"], (0, 0, 0, 0))
+            out.append(
+                {
+                    "id": r["id"],
+                    "name": r["name"],
+                    "availability_zone": r["availability_zone"],
+                    "driver": r["driver"],
+                    "state": r["state"],
+                    "enabled": bool(r["enabled"]),
+                    "disabled_reason": r["disabled_reason"],
+                    "version": r["version"],
+                    "vcpus": r["vcpus"],
+                    "ram_mb": r["ram_mb"],
+                    "disk_gb": r["disk_gb"],
+                    "vcpus_used": vcpus,
+                    "ram_mb_used": ram,
+                    "disk_gb_used": disk,
+                    "instances": count,
+                    "last_heartbeat": r["last_heartbeat"],
+                }
+            )
+        return out
+
+
+def _req_str(body: dict[str, Any], key: str) -> str:
+    value = body.get(key)
+    if not isinstance(value, str) or not value.strip():
+        raise BadRequest(f"'{key}' is required and must be a non-empty string")
+    return value
+
+
+def _req_int(body: dict[str, Any], key: str) -> int:
+    value = body.get(key)
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise BadRequest(f"'{key}' is required and must be a positive integer")
+    return value
