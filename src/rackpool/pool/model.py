@@ -1,0 +1,173 @@
+"""Value objects of the pool: nodes and node requests, frozen and serialisable.
+
+Both carry a ``version`` the store bumps on every write (compare-and-set), so a store
+with several writers (ZooKeeper) can refuse a stale update.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Self
+
+from rackpool.core.states import NodeState, RequestState
+
+# Metadata keys every instance we create carries (leak cleanup reads them back).
+META_POOL = "rackpool_pool"
+META_NODE = "rackpool_node_id"
+META_PROVIDER = "rackpool_provider"
+META_LABEL = "rackpool_label"
+
+
+@dataclass(frozen=True)
+class Node:
+    id: str
+    label: str
+    provider: str
+    pool: str
+    state: NodeState
+    state_time: float
+    created: float
+    region: str = ""
+    az: str = ""
+    external_id: str | None = None
+    hostname: str = ""
+    interface_ip: str = ""
+    public_ipv4: str = ""
+    private_ipv4: str = ""
+    public_ipv6: str = ""
+    connection_port: int = 22
+    username: str = ""
+    host_keys: tuple[str, ...] = ()
+    allocated_to: str | None = None
+    launch_attempts: int = 0
+    launch_state: Mapping[str, Any] | None = None
+    delete_state: Mapping[str, Any] | None = None
+    ready_time: float | None = None
+    comment: str = ""
+    hold_job: str = ""
+    version: int = 0
+
+    def evolve(self, **changes: Any) -> Node:
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["state"] = str(self.state)
+        d["host_keys"] = list(self.host_keys)
+        d["launch_state"] = dict(self.launch_state) if self.launch_state is not None else None
+        d["delete_state"] = dict(self.delete_state) if self.delete_state is not None else None
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Self:
+        known = {f.name for f in dataclasses.fields(cls)}
+        kw = {k: v for k, v in d.items() if k in known}
+        kw["state"] = NodeState(kw["state"])
+        kw["host_keys"] = tuple(kw.get("host_keys") or ())
+        return cls(**kw)
+
+    def connection(self) -> dict[str, Any]:
+        """What a CI job needs to use the node."""
+        return {
+            "id": self.id,
+            "label": self.label,
+            "interface_ip": self.interface_ip,
+            "port": self.connection_port,
+            "username": self.username,
+            "host_keys": list(self.host_keys),
+            "provider": self.provider,
+            "region": self.region,
+            "az": self.az,
+            "state": str(self.state),
+        }
+
+
+@dataclass(frozen=True)
+class NodeRequest:
+    id: str
+    labels: tuple[str, ...]
+    state: RequestState
+    state_time: float
+    created: float
+    priority: int = 100
+    requestor: str = ""
+    provider: str | None = None
+    nodes: tuple[str, ...] = ()
+    declined_by: tuple[str, ...] = ()
+    min_ready: bool = False
+    reason: str = ""
+    version: int = 0
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def evolve(self, **changes: Any) -> NodeRequest:
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["state"] = str(self.state)
+        for k in ("labels", "nodes", "declined_by"):
+            d[k] = list(d[k])
+        d["extra"] = dict(self.extra)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Self:
+        known = {f.name for f in dataclasses.fields(cls)}
+        kw = {k: v for k, v in d.items() if k in known}
+        kw["state"] = RequestState(kw["state"])
+        for k in ("labels", "nodes", "declined_by"):
+            kw[k] = tuple(kw.get(k) or ())
+        return cls(**kw)
+
+    @property
+    def done(self) -> bool:
+        return self.state in (RequestState.FULFILLED, RequestState.FAILED)
+
+
+@dataclass(frozen=True)
+class Resources:
+    """Cloud resources: a quota limit, a usage or what one label needs."""
+
+    instances: float = 0
+    cores: float = 0
+    ram: float = 0
+
+    def __add__(self, other: Resources) -> Resources:
+        return Resources(
+            self.instances + other.instances, self.cores + other.cores, self.ram + other.ram
+        )
+
+    def __sub__(self, other: Resources) -> Resources:
+        return Resources(
+            self.instances - other.instances, self.cores - other.cores, self.ram - other.ram
+        )
+
+    def fits(self, need: Resources) -> bool:
+        return (
+            need.instances <= self.instances and need.cores <= self.cores and need.ram <= self.ram
+        )
+
+    @staticmethod
+    def unlimited() -> Resources:
+        inf = float("inf")
+        return Resources(inf, inf, inf)
+
+
+@dataclass(frozen=True)
+class ProviderStatus:
+    """What ``rackpool provider list`` shows."""
+
+    name: str
+    driver: str
+    region: str
+    paused: bool
+    in_service: bool
+    reason: str
+    consecutive_errors: int
+    nodes: int
+    priority: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)

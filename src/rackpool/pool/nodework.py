@@ -1,0 +1,302 @@
+"""Driving node launches and deletions: the framework side of the state machines.
+
+A launch is: the driver's create machine, then (if host-key-checking) scanning the
+node's SSH host keys, then ready. Progress is written to the node record
+(``launch_state``) so a restarted launcher resumes instead of starting over.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from rackpool.core.states import NodeState
+from rackpool.pool.context import Ctx, ids
+from rackpool.pool.drivers.interface import Call, Instance, LaunchSpec, StateMachine
+from rackpool.pool.errors import KeyscanError, LaunchError, QuotaError
+from rackpool.pool.model import META_LABEL, META_NODE, META_POOL, META_PROVIDER, Node
+from rackpool.pool.provider import ProviderRuntime
+
+log = logging.getLogger("rackpool.pool.launcher")
+
+
+@dataclass
+class LaunchTask:
+    machine: StateMachine
+    started: float  # wall clock, survives restarts via the node record
+    phase: str = "machine"  # "machine" | "keyscan"
+    keyscan: Call | None = None
+    next_scan: float = 0.0
+    saved: dict[str, Any] | None = None
+
+
+@dataclass
+class DeleteTask:
+    machine: StateMachine
+    retry_at: float = 0.0
+
+
+# Called when a launch fails: (node, error, gave_up). The scheduler reroutes requests.
+FailureHook = Callable[[Node, LaunchError, bool], None]
+
+
+class NodeWork:
+    def __init__(self, ctx: Ctx, on_failure: FailureHook) -> None:
+        self.ctx = ctx
+        self.on_failure = on_failure
+        self.launches: dict[str, LaunchTask] = {}
+        self.deletes: dict[str, DeleteTask] = {}
+
+    @property
+    def busy(self) -> bool:
+        return bool(self.launches or self.deletes)
+
+    # -- launches --------------------------------------------------------------------
+    def spec(self, node: Node, prov: ProviderRuntime) -> LaunchSpec:
+        meta = {
+            META_POOL: self.ctx.config.pool_name,
+            META_NODE: node.id,
+            META_PROVIDER: prov.name,
+            META_LABEL: node.label,
+        }
+        return LaunchSpec(node.id, node.label, node.hostname, meta)
+
+    def _task(self, node: Node, prov: ProviderRuntime) -> LaunchTask:
+        task = self.launches.get(node.id)
+        if task is None:
+            saved = dict(node.launch_state or {})
+            machine = prov.adapter.create_machine(self.spec(node, prov), saved.get("machine"))
+            task = LaunchTask(machine, float(saved.get("started", self.ctx.clock.now())))
+            task.phase = saved.get("phase", "machine")
+            self.launches[node.id] = task
+        return task
+
+    def advance_launches(self) -> None:
+        for node in [n for n in self.ctx.nodes.values() if n.state == NodeState.BUILDING]:
+            prov = self.ctx.providers.get(node.provider)
+            if prov is None or not prov.health.in_service:
+                continue
+            task = self._task(node, prov)
+            try:
+                self._step(node, prov, task)
+            except LaunchError as exc:
+                self._failed(node, prov, task, exc)
+            except Exception as exc:  # noqa: BLE001 - a driver bug fails the launch, not us
+                log.exception("launch step crashed", extra=ids(node))
+                self._failed(node, prov, task, LaunchError(f"internal error: {exc!r}"))
+
+    def _step(self, node: Node, prov: ProviderRuntime, task: LaunchTask) -> None:
+        now = self.ctx.clock.now()
+        if now - task.started > prov.config.launch_timeout:
+            raise LaunchError(f"launch timeout after {prov.config.launch_timeout:.0f}s")
+        if task.phase == "keyscan":
+            self._poll_keyscan(node, prov, task)
+            return
+        machine = task.machine
+        if machine.state == machine.START:
+            mono = self.ctx.clock.monotonic()
+            if mono < prov.next_submit:
+                return
+            prov.next_submit = mono + prov.config.rate
+        machine.advance()
+        if machine.complete:
+            assert machine.instance is not None
+            self._instance_up(node, prov, task, machine.instance)
+            return
+        state = {"phase": "machine", "started": task.started, "machine": machine.to_dict()}
+        if state != task.saved:
+            task.saved = state
+            self.ctx.save_node(node.evolve(launch_state=state, external_id=machine.external_id))
+
+    def _instance_up(
+        self, node: Node, prov: ProviderRuntime, task: LaunchTask, inst: Instance
+    ) -> None:
+        info = prov.label_info(node.label)
+        node = node.evolve(
+            external_id=inst.external_id,
+            interface_ip=inst.interface_ip,
+            public_ipv4=inst.public_ipv4,
+            private_ipv4=inst.private_ipv4,
+            public_ipv6=inst.public_ipv6,
+            az=inst.az,
+            username=info.username,
+            connection_port=inst.connection_port or info.connection_port,
+        )
+        if not prov.host_key_checking(node.label):
+            self._ready(node, prov, task, ())
+            return
+        task.phase = "keyscan"
+        task.saved = {
+            "phase": "keyscan",
+            "started": task.started,
+            "machine": task.machine.to_dict(),
+        }
+        saved = self.ctx.save_node(node.evolve(launch_state=task.saved))
+        if saved is not None:
+            self._poll_keyscan(saved, prov, task)
+
+    def _poll_keyscan(self, node: Node, prov: ProviderRuntime, task: LaunchTask) -> None:
+        now = self.ctx.clock.now()
+        if task.keyscan is None:
+            if self.ctx.clock.monotonic() < task.next_scan:
+                return
+            if now - task.started > prov.config.boot_timeout:
+                raise KeyscanError(
+                    f"boot timeout: no SSH host keys from {node.interface_ip}:"
+                    f"{node.connection_port} within {prov.config.boot_timeout:.0f}s"
+                )
+            timeout = prov.config.keyscan_timeout
+            fut = prov.executor.submit(
+                self.ctx.keyscanner.scan, node.interface_ip, node.connection_port, timeout
+            )
+            task.keyscan = Call(fut, self.ctx.clock.monotonic() + timeout + 10, "ssh-keyscan")
+            return
+        if not task.keyscan.future.done():
+            return
+        fut, task.keyscan = task.keyscan.future, None
+        try:
+            keys = fut.result()
+        except KeyscanError:
+            task.next_scan = self.ctx.clock.monotonic() + 0.5
+            return
+        self._ready(node, prov, task, tuple(keys))
+
+    def _ready(
+        self, node: Node, prov: ProviderRuntime, task: LaunchTask, keys: tuple[str, ...]
+    ) -> None:
+        now = self.ctx.clock.now()
+        saved = self.ctx.set_state(
+            node, NodeState.READY, host_keys=keys, launch_state=None, ready_time=now
+        )
+        self.launches.pop(node.id, None)
+        if saved is None:
+            return
+        if prov.health.success():
+            log.warning("provider %s back in service", prov.name, extra={"provider": prov.name})
+        self.ctx.metrics.launch_seconds.labels(prov.name, node.label, "ready").observe(
+            max(0.0, now - task.started)
+        )
+        log.info(
+            "node %s ready at %s:%s",
+            node.id,
+            node.interface_ip,
+            node.connection_port,
+            extra=ids(saved, event="node_ready"),
+        )
+
+    def _failed(
+        self, node: Node, prov: ProviderRuntime, task: LaunchTask, exc: LaunchError
+    ) -> None:
+        self.launches.pop(node.id, None)
+        machine = task.machine
+        ext = machine.external_id or node.external_id
+        kind = exc.kind
+        self.ctx.metrics.errors.labels(prov.name, kind).inc()
+        self.ctx.metrics.launch_seconds.labels(prov.name, node.label, kind).observe(
+            max(0.0, self.ctx.clock.now() - task.started)
+        )
+        level = logging.WARNING if isinstance(exc, QuotaError) else logging.ERROR
+        log.log(
+            level,
+            "launch of node %s failed (attempt %d of %d): %s",
+            node.id,
+            node.launch_attempts + 1,
+            prov.config.launch_retries,
+            exc.message,
+            extra=ids(node, event="launch_failed", error_kind=kind),
+        )
+        if isinstance(exc, QuotaError):
+            prov.quota_error()
+            self._discard(node, ext, NodeState.ABORTED)
+            self.on_failure(node, exc, False)
+            return
+        went_out = prov.health.error(kind, exc.message)
+        if went_out:
+            self.ctx.metrics.out_of_service.labels(prov.name).inc()
+        attempts = node.launch_attempts + 1
+        if prov.health.in_service and attempts < prov.config.launch_retries:
+            if ext:  # the failed server goes away under its own record
+                self.ctx.new_node(
+                    prov,
+                    node.label,
+                    state=NodeState.DELETING,
+                    external_id=ext,
+                    comment=f"failed launch attempt of node {node.id}",
+                )
+            self.ctx.save_node(
+                node.evolve(launch_attempts=attempts, launch_state=None, external_id=None)
+            )
+            return
+        self._discard(node, ext, NodeState.FAILED)
+        self.on_failure(node, exc, True)
+
+    def _discard(self, node: Node, ext: str | None, state: NodeState) -> None:
+        """A node that will not become ready: record why, then delete what exists."""
+        saved = self.ctx.set_state(
+            node, state, external_id=ext, allocated_to=None, launch_state=None
+        )
+        if saved is None:
+            return
+        if ext:
+            self.ctx.set_state(saved, NodeState.DELETING)
+        else:
+            self.ctx.drop_node(node.id)
+
+    def abandon(self, node: Node) -> None:
+        """Stop launching ``node`` (its provider went out of service); delete it later."""
+        self.launches.pop(node.id, None)
+        ext = node.external_id or (node.launch_state or {}).get("machine", {}).get("external_id")
+        self.ctx.set_state(
+            node, NodeState.DELETING, external_id=ext, allocated_to=None, launch_state=None
+        )
+
+    # -- deletes ---------------------------------------------------------------------
+    def advance_deletes(self) -> None:
+        for node in [n for n in self.ctx.nodes.values() if n.state == NodeState.DELETING]:
+            prov = self.ctx.providers.get(node.provider)
+            if prov is None:
+                continue
+            if not node.external_id:
+                # Never got an id: leak cleanup finds anything a late create made.
+                self.ctx.drop_node(node.id)
+                continue
+            if not prov.health.in_service:
+                continue
+            task = self.deletes.get(node.id)
+            if task is None:
+                task = DeleteTask(prov.adapter.delete_machine(node.external_id, node.delete_state))
+                self.deletes[node.id] = task
+            if self.ctx.clock.monotonic() < task.retry_at:
+                continue
+            try:
+                task.machine.advance()
+            except LaunchError as exc:
+                self._delete_failed(node, prov, task, exc)
+                continue
+            except Exception as exc:  # noqa: BLE001
+                log.exception("delete step crashed", extra=ids(node))
+                self._delete_failed(node, prov, task, LaunchError(repr(exc)))
+                continue
+            if task.machine.complete:
+                self.deletes.pop(node.id, None)
+                self.ctx.drop_node(node.id)
+                log.info("node %s deleted", node.id, extra=ids(node, event="node_deleted"))
+
+    def _delete_failed(
+        self, node: Node, prov: ProviderRuntime, task: DeleteTask, exc: LaunchError
+    ) -> None:
+        log.warning("delete of node %s failed: %s", node.id, exc.message, extra=ids(node))
+        self.ctx.metrics.errors.labels(prov.name, f"delete-{exc.kind}").inc()
+        if prov.health.error(exc.kind, exc.message):
+            self.ctx.metrics.out_of_service.labels(prov.name).inc()
+        self.deletes[node.id] = DeleteTask(
+            prov.adapter.delete_machine(node.external_id or "", None),
+            retry_at=self.ctx.clock.monotonic() + 2.0,
+        )
+
+    def forget_provider(self, name: str) -> None:
+        for nid in [nid for nid, n in self.ctx.nodes.items() if n.provider == name]:
+            self.launches.pop(nid, None)
+            self.deletes.pop(nid, None)
