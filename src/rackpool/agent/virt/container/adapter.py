@@ -12,6 +12,7 @@ finds them again from runc's state and the records.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import logging
 import os
@@ -28,13 +29,14 @@ from rackpool.agent.virt.container.bundle import oci_config
 from rackpool.agent.virt.container.config import ContainerConfig
 from rackpool.agent.virt.container.runc import Runc
 from rackpool.agent.virt.detect import detect_capacity
-from rackpool.core.clock import iterate_timeout
+from rackpool.core.clock import Timeout, iterate_timeout
 from rackpool.core.instance import FlavorSpec, InstanceSpec, NetworkSpec
 
 log = logging.getLogger("rackpool.agent.virt.container")
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 CONSOLE_MAX = 256 * 1024
+PR_SET_CHILD_SUBREAPER = 36
 
 
 class ContainerDriver:
@@ -59,6 +61,7 @@ class ContainerDriver:
         self.base.mkdir(parents=True, exist_ok=True)
         self.runc = Runc(runc_bin, self.state_dir / "runc")
         self.runc.version()
+        become_subreaper()
 
     # -- paths ---------------------------------------------------------------------------
     def _dir(self, instance_id: str) -> Path:
@@ -89,6 +92,7 @@ class ContainerDriver:
         try:
             self._prepare(d, instance, image, flavor, network, keys, user_data)
             self.runc.run_detached(instance.id, d, d / "console.log")
+            self._write_record(d, {**self._record(d), "init_pid": self._init_pid(instance.id)})
             host_keys = self._wait_ready(instance.id, d / "console.log")
         except Exception as exc:
             console = self.console_log(instance.id)[-1500:]
@@ -157,20 +161,45 @@ class ContainerDriver:
                 raise SpawnError("instance init exited during boot")
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def _init_pid(self, instance_id: str) -> int:
+        return self.runc.init_pid(instance_id)
+
     def _running(self, instance_id: str) -> bool:
         return any(c.id == instance_id and c.status == "running" for c in self.runc.list())
 
     def destroy(self, instance_id: str) -> None:
         """Remove processes, cgroups, mounts, netns, veth and files; idempotent."""
         d = self._dir(instance_id)
+        pids = self._cgroup_pids(instance_id) | {self._record(d).get("init_pid") or 0}
+        pids.discard(0)
         self.runc.delete(instance_id)
         self._kill_cgroup_leftovers(instance_id)
+        self._wait_gone(pids)
         rootfs.unmount(d / "rootfs")
         rootfs.unmount(d / "scratch")
         netns.unplug(instance_id)
         if d.exists():
             shutil.rmtree(d)
         log.info("destroyed", extra={"host": self.host, "instance_id": instance_id})
+
+    def _cgroup_pids(self, instance_id: str) -> set[int]:
+        pids: set[int] = set()
+        for cg in self.cgroup_dirs(instance_id):
+            with contextlib.suppress(OSError):
+                pids.update(int(p) for p in (cg / "cgroup.procs").read_text().split())
+        return pids
+
+    def _wait_gone(self, pids: set[int]) -> None:
+        """Wait until the killed processes are reaped, so nothing is left when we return."""
+        try:
+            for _ in iterate_timeout(10, "instance processes to be reaped", interval=0.01):
+                for pid in pids:
+                    with contextlib.suppress(ChildProcessError):
+                        os.waitpid(pid, os.WNOHANG)  # our orphan (we are a subreaper)
+                if not any(Path(f"/proc/{p}").exists() for p in pids):
+                    return
+        except Timeout:
+            log.warning("processes not reaped yet: %s", sorted(pids), extra={"host": self.host})
 
     def _kill_cgroup_leftovers(self, instance_id: str) -> None:
         """Kill processes still in this instance's cgroups (all started by it), then rmdir."""
@@ -231,6 +260,17 @@ class ContainerDriver:
         tmp = d / "record.json.tmp"
         tmp.write_text(json.dumps(data))
         tmp.replace(d / "record.json")
+
+
+def become_subreaper() -> None:
+    """Adopt orphaned instance inits so we can reap them when they stop.
+
+    runc exits after starting an instance, so its init is re-parented to the nearest
+    subreaper: this process while it lives (we reap only instance inits, by PID),
+    PID 1 after the agent exits or restarts. This does not keep instances alive.
+    """
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
 
 
 def _hostname(name: str) -> str:

@@ -65,6 +65,14 @@ class Runc:
         items = json.loads(proc.stdout or "null") or []
         return [RuncContainer(i["id"], int(i.get("pid", 0)), i["status"]) for i in items]
 
+    def init_pid(self, container_id: str) -> int:
+        """The container's init PID from runc's state file (also known once it stopped)."""
+        try:
+            state = json.loads((self.root / container_id / "state.json").read_text())
+        except (FileNotFoundError, ValueError):
+            return 0
+        return int(state.get("init_process_pid") or 0)
+
     def delete(self, container_id: str) -> None:
         """Kill every process of the container and remove its cgroups and state."""
         proc = subprocess.run(
