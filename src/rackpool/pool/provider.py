@@ -39,7 +39,8 @@ def default_adapter(provider: ProviderBase, executor: Executor, clock: Clock) ->
         assert isinstance(provider, StaticProvider)
         return StaticAdapter(provider, executor, clock)
     if driver == "openstack":
-        from rackpool.pool.drivers.openstack import OpenStackAdapter, OpenStackProvider
+        from rackpool.pool.drivers.openstack import OpenStackProvider
+        from rackpool.pool.drivers.openstack.adapter import OpenStackAdapter
 
         assert isinstance(provider, OpenStackProvider)
         return OpenStackAdapter(provider, executor, clock)
