@@ -1,0 +1,199 @@
+"""The public REST API: read-only search, context, bugs and failures; push needs a token.
+
+    GET  /api/search?q=&since=&until=&fields=a,b&page=1&size=50&order=desc
+    GET  /api/docs/{id}                 GET /api/docs/{id}/context?before=10&after=10
+    GET  /api/bugs                      GET /api/failures?uncategorized=true&since=
+    GET  /api/uncategorized             GET /api/health
+    POST /api/push   (Authorization: Bearer <token>)
+         {"fields": {...build fields...}, "lines": ["...", ...], "source": ..., "first_line": 1}
+         or {"documents": [{...}, ...], "source": ...}
+
+Errors use the OpenStack fault shape: ``{"badRequest": {"message": ..., "code": 400}}``.
+"""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from rackpool.core.clock import Clock
+from rackpool.core.errors import BadRequest, NotFound, RackpoolError, Unauthorized
+from rackpool.ops.classify import Classifier
+from rackpool.ops.failures import FailureStore
+from rackpool.ops.index import LogDoc, LogIndex
+from rackpool.ops.ingest import doc_from_fields
+from rackpool.ops.query import MatchAll, parse
+from rackpool.ops.timeparse import parse_time
+
+MAX_PAGE = 1000
+MAX_PUSH = 100_000
+
+
+@dataclass(frozen=True)
+class ApiDeps:
+    index: LogIndex
+    store: FailureStore
+    classifier: Classifier
+    push_token: str
+    clock: Clock
+
+
+def _int(request: Request, name: str, default: int, lo: int, hi: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadRequest(f"{name}: expected an integer, got {raw!r}") from None
+    if not lo <= value <= hi:
+        raise BadRequest(f"{name}: must be between {lo} and {hi}")
+    return value
+
+
+def _project(doc: dict[str, Any], fields: list[str] | None) -> dict[str, Any]:
+    if not fields:
+        return doc
+    keep = {"id", "ts", "source", "seq", *fields}
+    return {k: v for k, v in doc.items() if k in keep}
+
+
+def build_app(deps: ApiDeps) -> Starlette:
+    def search(request: Request) -> JSONResponse:
+        qp = request.query_params
+        now = deps.clock.now()
+        q = qp.get("q", "").strip()
+        query = parse(q) if q else MatchAll()
+        size = _int(request, "size", 50, 1, MAX_PAGE)
+        page = _int(request, "page", 1, 1, 100_000)
+        order = qp.get("order", "desc")
+        if order not in ("asc", "desc"):
+            raise BadRequest("order: use asc or desc")
+        fields = [f for f in qp.get("fields", "").split(",") if f] or None
+        result = deps.index.search(
+            query,
+            since=parse_time(qp.get("since"), now, "since"),
+            until=parse_time(qp.get("until"), now, "until"),
+            limit=size,
+            offset=(page - 1) * size,
+            newest_first=order == "desc",
+        )
+        hits = [_project(h.to_json(), fields) for h in result.hits]
+        return JSONResponse({"total": result.total, "page": page, "size": size, "hits": hits})
+
+    def doc(request: Request) -> JSONResponse:
+        hit = deps.index.get(request.path_params["doc_id"])
+        if hit is None:
+            raise NotFound(f"document {request.path_params['doc_id']} not found")
+        return JSONResponse(hit.to_json())
+
+    def context(request: Request) -> JSONResponse:
+        doc_id = request.path_params["doc_id"]
+        before = _int(request, "before", 10, 0, 1000)
+        after = _int(request, "after", 10, 0, 1000)
+        hits = deps.index.context(doc_id, before, after)
+        if not hits:
+            raise NotFound(f"document {doc_id} not found")
+        return JSONResponse({"id": doc_id, "hits": [h.to_json() for h in hits]})
+
+    def bugs(request: Request) -> JSONResponse:
+        return JSONResponse({"bugs": [b.to_json() for b in deps.classifier.bug_stats()]})
+
+    def failures(request: Request, uncategorized: bool | None = None) -> JSONResponse:
+        qp = request.query_params
+        if uncategorized is None:
+            uncategorized = qp.get("uncategorized", "").lower() in ("1", "true", "yes")
+        rows = deps.store.recent(
+            uncategorized=uncategorized,
+            since=parse_time(qp.get("since"), deps.clock.now(), "since"),
+            limit=_int(request, "limit", 100, 1, MAX_PAGE),
+        )
+        return JSONResponse({"failures": [f.to_json() for f in rows]})
+
+    def uncategorized(request: Request) -> JSONResponse:
+        return failures(request, uncategorized=True)
+
+    def health(request: Request) -> JSONResponse:
+        s = deps.index.stats()
+        return JSONResponse(
+            {
+                "status": "ok",
+                "documents": s.documents,
+                "bytes": s.bytes_on_disk,
+                "partitions": s.partitions,
+                "signatures": len(deps.classifier.signatures),
+            }
+        )
+
+    async def push(request: Request) -> JSONResponse:
+        auth = request.headers.get("authorization", "")
+        scheme, _, token = auth.partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip(), deps.push_token):
+            raise Unauthorized("push needs 'Authorization: Bearer <token>'")
+        try:
+            body = await request.json()
+        except ValueError:
+            raise BadRequest("body: expected a JSON object") from None
+        docs = _push_docs(body, deps.clock.now())
+        added = await run_in_threadpool(deps.index.add, docs)
+        return JSONResponse({"received": len(docs), "added": added}, status_code=202)
+
+    async def on_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RackpoolError)
+        return JSONResponse({exc.fault: {"message": exc.message, "code": exc.code}}, exc.code)
+
+    return Starlette(
+        routes=[
+            Route("/api/search", search),
+            Route("/api/docs/{doc_id}", doc),
+            Route("/api/docs/{doc_id}/context", context),
+            Route("/api/bugs", bugs),
+            Route("/api/failures", failures),
+            Route("/api/uncategorized", uncategorized),
+            Route("/api/health", health),
+            Route("/api/push", push, methods=["POST"]),
+        ],
+        exception_handlers={RackpoolError: on_error},
+    )
+
+
+def _push_docs(body: Any, now: float) -> list[LogDoc]:
+    if not isinstance(body, dict):
+        raise BadRequest("body: expected a JSON object")
+    common = body.get("fields", {})
+    if not isinstance(common, dict):
+        raise BadRequest("fields: expected an object of build fields")
+    lines, documents = body.get("lines"), body.get("documents")
+    if (lines is None) == (documents is None):
+        raise BadRequest("body: give exactly one of 'lines' (strings) or 'documents' (objects)")
+    items = lines if lines is not None else documents
+    if not isinstance(items, list) or len(items) > MAX_PUSH:
+        raise BadRequest(f"lines/documents: expected a list of at most {MAX_PUSH} items")
+    first = body.get("first_line", 1)
+    if not isinstance(first, int):
+        raise BadRequest("first_line: expected an integer")
+    default_source = "/".join(
+        str(common[k]) for k in ("build_uuid", "filename") if isinstance(common.get(k), str)
+    )
+    source = body.get("source") or default_source or "push"
+    if not isinstance(source, str):
+        raise BadRequest("source: expected a string")
+    docs = []
+    for i, item in enumerate(items):
+        if lines is not None:
+            if not isinstance(item, str):
+                raise BadRequest(f"lines[{i}]: expected a string")
+            raw: dict[str, Any] = {"message": item}
+        else:
+            if not isinstance(item, dict):
+                raise BadRequest(f"documents[{i}]: expected an object")
+            raw = item
+        docs.append(doc_from_fields(raw, source=source, seq=first + i, now=now, defaults=common))
+    return docs

@@ -1,0 +1,101 @@
+"""The log index behind a narrow interface.
+
+The embedded default is :class:`rackpool.ops.index.sqlite.SqliteIndex` (SQLite FTS5,
+one database file per UTC day). A scale backend (OpenSearch, PostgreSQL full text)
+implements the same :class:`LogIndex` protocol: it receives the parsed query tree
+from :mod:`rackpool.ops.query` and translates it, and must pass the same test table
+(``tests/unit/ops/test_index_queries.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from rackpool.ops.query import Node
+
+
+@dataclass(frozen=True)
+class LogDoc:
+    """One log line or pushed document on its way into the index.
+
+    ``source`` names the stream it came from (a log file, ``build_uuid/filename``)
+    and ``seq`` orders it within that stream; (source, seq) is unique, so adding a
+    document twice stores it once.
+    """
+
+    ts: float
+    source: str
+    seq: int
+    fields: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A stored document as a search returns it."""
+
+    id: str
+    ts: float
+    source: str
+    seq: int
+    fields: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "ts": self.ts, "source": self.source, "seq": self.seq, **self.fields}
+
+
+@dataclass(frozen=True)
+class SearchPage:
+    hits: tuple[Hit, ...]
+    total: int
+
+
+@dataclass(frozen=True)
+class IndexStats:
+    documents: int
+    bytes_on_disk: int
+    partitions: int
+    oldest: float | None
+    newest: float | None
+
+
+class LogIndex(Protocol):
+    def add(self, docs: Sequence[LogDoc]) -> int:
+        """Store documents; returns how many were new (duplicates are ignored)."""
+        ...
+
+    def search(
+        self,
+        query: Node,
+        *,
+        since: float | None = None,
+        until: float | None = None,
+        limit: int = 50,
+        offset: int = 0,
+        newest_first: bool = True,
+    ) -> SearchPage: ...
+
+    def count(
+        self, query: Node, *, since: float | None = None, until: float | None = None
+    ) -> int: ...
+
+    def scan(
+        self, query: Node, *, since: float | None = None, until: float | None = None
+    ) -> Iterator[Hit]:
+        """Every match, oldest first (for the classifier; no page limit)."""
+        ...
+
+    def get(self, doc_id: str) -> Hit | None: ...
+
+    def context(self, doc_id: str, before: int = 10, after: int = 10) -> list[Hit]:
+        """The document with up to ``before``/``after`` neighbours from the same source."""
+        ...
+
+    def expire(self, now: float) -> int:
+        """Apply retention (age, size); returns how many partitions were dropped."""
+        ...
+
+    def stats(self) -> IndexStats: ...
+
+    def close(self) -> None: ...

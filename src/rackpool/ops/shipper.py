@@ -1,0 +1,222 @@
+"""Feed the index from daemons' log files, following rotation, resuming after restart.
+
+Each file is read from a byte offset; a line's offset is its ``seq`` and the file's
+identity (inode plus a checksum of its first line) is part of its ``source``, so the
+index stores a line at most once even if it is read twice. The offsets are saved
+(:class:`CheckpointFile`) only after the index has committed the lines, so after a
+crash or restart reading resumes at or before the last committed line: none lost,
+none doubled.
+
+Rotation: when the path names a new file, the old one is read to its end through the
+handle still open on it (or, after a restart, found again by inode among its
+siblings, e.g. ``pool.log.1``) before the new one is read from the start. A file that
+shrinks was truncated (copytruncate) and is read again from the start.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import logging
+import os
+import threading
+import zlib
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from rackpool.core.clock import Clock, SystemClock
+from rackpool.ops.index import LogDoc, LogIndex
+from rackpool.ops.ingest import doc_from_line
+
+log = logging.getLogger(__name__)
+READ_CHUNK = 4 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Position:
+    ino: int
+    fingerprint: str
+    offset: int
+
+
+class CheckpointFile:
+    """Shipper positions in a JSON file, replaced atomically."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    def load(self) -> dict[str, Position]:
+        try:
+            data = json.loads(self.path.read_text())
+        except FileNotFoundError:
+            return {}
+        return {k: Position(**v) for k, v in data.items()}
+
+    def save(self, positions: Mapping[str, Position]) -> None:
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        tmp.write_text(json.dumps({k: asdict(v) for k, v in positions.items()}, indent=1))
+        os.replace(tmp, self.path)
+
+
+def _fingerprint(fh: IO[bytes]) -> str | None:
+    """Checksum of the first line, or None while the file has no complete line."""
+    here = fh.tell()
+    fh.seek(0)
+    first = fh.readline(4096)
+    fh.seek(here)
+    if not first.endswith(b"\n") and len(first) < 4096:
+        return None
+    return f"{zlib.crc32(first):08x}"
+
+
+class _Tail:
+    """One followed path: an open handle and the position committed for it."""
+
+    def __init__(self, path: str, position: Position | None) -> None:
+        self.path = path
+        self.committed = position
+        self.fh: IO[bytes] | None = None
+        self.pos: Position | None = None  # position of self.fh after the last read
+
+
+class Shipper:
+    """Reads new lines from files matching ``globs`` and adds them to ``index``."""
+
+    def __init__(
+        self,
+        index: LogIndex,
+        globs: list[str],
+        checkpoints: CheckpointFile,
+        *,
+        fields: Mapping[str, Any] | None = None,
+        clock: Clock | None = None,
+        max_lines: int = 20000,
+    ) -> None:
+        self.index = index
+        self.globs = globs
+        self.checkpoints = checkpoints
+        self.fields = dict(fields or {})
+        self.clock = clock or SystemClock()
+        self.max_lines = max_lines
+        self._tails: dict[str, _Tail] = {}
+        self._saved = checkpoints.load()
+
+    def paths(self) -> list[str]:
+        found: set[str] = set()
+        for pattern in self.globs:
+            found.update(p for p in glob.glob(pattern) if os.path.isfile(p))
+        return sorted(found)
+
+    def poll(self) -> int:
+        """Ship what is new in every file once; returns how many lines were added."""
+        added = 0
+        for path in self.paths():
+            tail = self._tails.get(path)
+            if tail is None:
+                tail = self._tails[path] = _Tail(path, self._saved.get(path))
+            added += self._ship(tail)
+        return added
+
+    def run(self, stop: threading.Event, interval: float = 0.5) -> None:
+        while not stop.is_set():
+            try:
+                while self.poll() and not stop.is_set():
+                    pass
+            except Exception:
+                log.exception("shipping logs failed; retrying", extra={"event": "ship_failed"})
+            stop.wait(interval)
+
+    def close(self) -> None:
+        for tail in self._tails.values():
+            if tail.fh is not None:
+                tail.fh.close()
+                tail.fh = None
+
+    # -- one file ---------------------------------------------------------------------
+
+    def _ship(self, tail: _Tail) -> int:
+        if tail.fh is None and not self._open(tail):
+            return 0
+        assert tail.fh is not None and tail.pos is not None
+        st = os.fstat(tail.fh.fileno())
+        if st.st_size < tail.pos.offset:  # truncated in place: start over
+            tail.pos = Position(tail.pos.ino, "", 0)
+        added = self._read(tail, final=False)
+        try:
+            rotated = os.stat(tail.path).st_ino != st.st_ino
+        except FileNotFoundError:
+            rotated = True
+        if rotated and added < self.max_lines:
+            while drained := self._read(tail, final=True):
+                added += drained
+            tail.fh.close()
+            tail.fh = None
+            tail.committed = None
+        return added
+
+    def _open(self, tail: _Tail) -> bool:
+        try:
+            fh = open(tail.path, "rb")  # noqa: SIM115 - held open across polls
+        except FileNotFoundError:
+            return False
+        ino = os.fstat(fh.fileno()).st_ino
+        saved = tail.committed
+        if saved is not None and saved.ino != ino:
+            self._drain_rotated(tail, saved)
+            saved = None
+        tail.fh = fh
+        tail.pos = saved if saved is not None else Position(ino, "", 0)
+        return True
+
+    def _drain_rotated(self, tail: _Tail, saved: Position) -> None:
+        """After a restart: finish the file that was rotated away while we were down."""
+        directory = os.path.dirname(tail.path) or "."
+        base = os.path.basename(tail.path)
+        for entry in os.scandir(directory):
+            if entry.name.startswith(base) and entry.is_file() and entry.inode() == saved.ino:
+                old = _Tail(entry.path, saved)
+                old.fh = open(entry.path, "rb")  # noqa: SIM115
+                old.pos = saved
+                old.path = tail.path  # checkpoints and sources stay keyed by the logical path
+                while self._read(old, final=True):
+                    pass
+                old.fh.close()
+                return
+
+    def _read(self, tail: _Tail, *, final: bool) -> int:
+        fh, pos = tail.fh, tail.pos
+        assert fh is not None and pos is not None
+        fingerprint = pos.fingerprint or _fingerprint(fh)
+        if fingerprint is None and not final:
+            return 0
+        fingerprint = fingerprint or "0"
+        fh.seek(pos.offset)
+        data = fh.read(READ_CHUNK)
+        end = len(data) if final else data.rfind(b"\n") + 1
+        if end <= 0:
+            return 0
+        source = f"{tail.path}#{pos.ino}-{fingerprint}"
+        now = self.clock.now()
+        docs: list[LogDoc] = []
+        offset = pos.offset
+        for raw in data[:end].splitlines(keepends=True):
+            line = raw.rstrip(b"\r\n").decode("utf-8", errors="replace")
+            if line.strip():
+                docs.append(
+                    doc_from_line(line, source=source, seq=offset, now=now, defaults=self.fields)
+                )
+            offset += len(raw)
+            if len(docs) >= self.max_lines:
+                break
+        self.index.add(docs)
+        tail.pos = Position(pos.ino, fingerprint, offset)
+        self._commit(tail)
+        return len(docs)
+
+    def _commit(self, tail: _Tail) -> None:
+        assert tail.pos is not None
+        tail.committed = tail.pos
+        self._saved[tail.path] = tail.pos
+        self.checkpoints.save(self._saved)
