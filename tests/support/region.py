@@ -29,6 +29,7 @@ import yaml
 from rackpool.cloud.config import RegionConfig
 from rackpool.cloud.region import Region
 from rackpool.cloud.serve import ThreadedRegion
+from rackpool.core.clock import Clock
 
 AGENT_TOKEN = "test-agent-token-0123456789"
 ADMIN_PASSWORD = "admin-secret-pw"
@@ -114,11 +115,13 @@ class RegionHandle:
 
 
 @contextlib.contextmanager
-def running_region(tmp_path: Path, name: str = "r1", **overrides: Any) -> Iterator[RegionHandle]:
+def running_region(
+    tmp_path: Path, name: str = "r1", clock: Clock | None = None, **overrides: Any
+) -> Iterator[RegionHandle]:
     state = tmp_path / f"region-{name}"
     config = region_config(state, name, **overrides)
     bootstrap(config)
-    threaded = ThreadedRegion(config).start()
+    threaded = ThreadedRegion(config, clock).start()
     clouds = write_clouds_yaml(tmp_path / f"clouds-{name}.yaml", clouds_entries(name, threaded.url))
     handle = RegionHandle(name, threaded.url, state, clouds, config, threaded)
     try:

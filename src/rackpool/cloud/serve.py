@@ -15,6 +15,7 @@ import uvicorn
 from rackpool.cloud.api.app import build_app
 from rackpool.cloud.config import RegionConfig
 from rackpool.cloud.region import Region
+from rackpool.core.clock import Clock
 from rackpool.core.errors import ConfigError
 
 log = logging.getLogger("rackpool.cloud.serve")
@@ -66,9 +67,9 @@ def run(config: RegionConfig, ready_file: str | None = None) -> None:
 class ThreadedRegion:
     """A region controller on a random loopback port in a background thread."""
 
-    def __init__(self, config: RegionConfig) -> None:
+    def __init__(self, config: RegionConfig, clock: Clock | None = None) -> None:
         self.config = config
-        self.region = Region.open(config)
+        self.region = Region.open(config, clock)
         self._sock = bind(config.listen.host, config.listen.port)
         host, port = self._sock.getsockname()
         self.url = f"http://{host}:{port}"

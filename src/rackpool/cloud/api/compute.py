@@ -67,6 +67,12 @@ async def flavor_get(request: Request) -> Response:
     return JSON({"flavor": views.flavor(row, _api(request))})
 
 
+async def flavor_extra_specs(request: Request) -> Response:
+    auth(request)
+    region_of(request).compute.get_flavor(request.path_params["flavor_id"])
+    return JSON({"extra_specs": {}})
+
+
 async def flavor_create(request: Request) -> Response:
     ctx = auth(request)
     compute = region_of(request).compute
@@ -313,6 +319,7 @@ routes = [
     Route(P + "/flavors/detail", flavors_list, methods=["GET"]),
     Route(P + "/flavors/{flavor_id}", flavor_get, methods=["GET"]),
     Route(P + "/flavors/{flavor_id}", flavor_delete, methods=["DELETE"]),
+    Route(P + "/flavors/{flavor_id}/os-extra_specs", flavor_extra_specs, methods=["GET"]),
     Route(P + "/servers", servers_list, methods=["GET"]),
     Route(P + "/servers", server_create, methods=["POST"]),
     Route(P + "/servers/detail", servers_list, methods=["GET"]),
