@@ -39,3 +39,66 @@ def pool_config(providers: list[dict[str, Any]], min_ready: int = 0, **kw: Any) 
         **kw,
     }
     return PoolConfig.model_validate(data)
+
+
+# -- a real sshd on loopback, for host-key scanning ---------------------------------
+import os  # noqa: E402
+import shutil  # noqa: E402
+import socket  # noqa: E402
+import subprocess  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+
+import pytest  # noqa: E402
+
+from rackpool.core.clock import wait_for  # noqa: E402
+
+
+@dataclass
+class Sshd:
+    host: str
+    port: int
+    host_key: str  # "<type> <base64>" of its public host key
+
+
+def _free_port(host: str) -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def _answers(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5) as s:
+            return s.recv(4).startswith(b"SSH-")
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def sshd(tmp_path: Path) -> Iterator[Sshd]:
+    binary = shutil.which("sshd") or "/usr/sbin/sshd"
+    if not os.path.exists(binary):
+        pytest.skip("openssh-server not installed")
+    d = tmp_path / "sshd"
+    d.mkdir()
+    key = d / "ssh_host_ed25519_key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    host, port = "127.0.0.1", _free_port("127.0.0.1")
+    cfg = d / "sshd_config"
+    cfg.write_text(
+        f"Port {port}\nListenAddress {host}\nHostKey {key}\nPidFile {d}/sshd.pid\n"
+        "UsePAM no\nPasswordAuthentication no\nStrictModes no\n"
+    )
+    if os.geteuid() == 0:
+        os.makedirs("/run/sshd", exist_ok=True)
+    proc = subprocess.Popen([binary, "-D", "-e", "-f", str(cfg)], stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: _answers(host, port) or proc.poll() is not None, 10, "sshd")
+        if proc.poll() is not None:
+            pytest.skip("sshd would not start here")
+        pub = (d / "ssh_host_ed25519_key.pub").read_text().split()
+        yield Sshd(host, port, f"{pub[0]} {pub[1]}")
+    finally:
+        proc.terminate()
+        proc.wait(10)

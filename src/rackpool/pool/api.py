@@ -1,0 +1,237 @@
+"""The pool's HTTP API for any CI, plus nodepool-style read endpoints and /metrics.
+
+    POST /api/requests                 {"labels": [...], "priority": 100, "requestor": "ci"}
+    GET  /api/requests/{id}?wait=S     fulfilled requests list nodes with connection facts
+    GET  /api/nodes                    POST /api/nodes/{id}/release   POST /api/nodes/{id}/hold
+    GET  /api/providers                POST /api/providers/{name}/pause|resume
+    GET  /node-list /request-list /label-list /ready    nodepool's names and JSON fields
+    GET  /metrics                      Prometheus
+
+``/api/*`` needs ``Authorization: Bearer <token>`` (token from the pool config); the
+nodepool-style read endpoints and /metrics are open, as nodepool's are. Every error is
+rendered by one handler in OpenStack fault shape: ``{"itemNotFound": {...}}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import time
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from rackpool.core.errors import BadRequest, RackpoolError, Unauthorized
+from rackpool.pool.launcher import Launcher
+from rackpool.pool.model import Node, NodeRequest
+
+MAX_WAIT = 600.0
+
+
+def request_view(req: NodeRequest, launcher: Launcher) -> dict[str, Any]:
+    d = req.to_dict()
+    d.pop("extra", None)
+    d["node_ids"] = d.pop("nodes")
+    nodes = []
+    if req.state == "fulfilled":
+        for nid in req.nodes:
+            try:
+                nodes.append(launcher.store.get_node(nid).connection())
+            except RackpoolError:
+                continue
+    d["nodes"] = nodes
+    return d
+
+
+def node_view(node: Node) -> dict[str, Any]:
+    d = node.to_dict()
+    for k in ("launch_state", "delete_state", "version"):
+        d.pop(k, None)
+    return d
+
+
+def nodepool_node(node: Node, launcher_name: str) -> dict[str, Any]:
+    """A /node-list row with nodepool's field names."""
+    return {
+        "id": node.id,
+        "provider": node.provider,
+        "label": [node.label],
+        "server_id": node.external_id,
+        "public_ipv4": node.public_ipv4 or None,
+        "ipv6": node.public_ipv6 or None,
+        "state": str(node.state),
+        "age": int(node.state_time),
+        "locked": "locked" if node.state == "in-use" else "unlocked",
+        "pool": node.pool,
+        "hostname": node.hostname,
+        "private_ipv4": node.private_ipv4 or None,
+        "AZ": node.az or None,
+        "connection_port": node.connection_port,
+        "launcher": launcher_name,
+        "allocated_to": node.allocated_to,
+        "hold_job": node.hold_job or None,
+        "comment": node.comment or None,
+    }
+
+
+def _table(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return ""
+    keys = list(rows[0])
+    cells = [[",".join(v) if isinstance(v, list) else str(v) for v in r.values()] for r in rows]
+    widths = [max(len(k), *(len(c[i]) for c in cells)) for i, k in enumerate(keys)]
+    lines = ["  ".join(k.ljust(w) for k, w in zip(keys, widths, strict=True))]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in cells]
+    return "\n".join(lines) + "\n"
+
+
+def _listing(request: Request, rows: list[dict[str, Any]]) -> Response:
+    wants_json = request.url.path.endswith(".json") or "json" in request.headers.get("accept", "")
+    return JSONResponse(rows) if wants_json else PlainTextResponse(_table(rows))
+
+
+def create_app(launcher: Launcher, token: str) -> Starlette:
+    name = f"{launcher.config.pool_name}-launcher"
+
+    def auth(request: Request) -> None:
+        given = request.headers.get("authorization", "")
+        if given.lower().startswith("bearer "):
+            given = given[7:]
+        else:
+            given = request.headers.get("x-auth-token", "")
+        if not given or not hmac.compare_digest(given.encode(), token.encode()):
+            raise Unauthorized("missing or wrong API token (Authorization: Bearer <token>)")
+
+    async def body(request: Request) -> dict[str, Any]:
+        try:
+            data = await request.json()
+        except ValueError as exc:
+            raise BadRequest("request body must be JSON") from exc
+        if not isinstance(data, dict):
+            raise BadRequest("request body must be a JSON object")
+        return data
+
+    async def create_request(request: Request) -> Response:
+        auth(request)
+        data = await body(request)
+        labels = data.get("labels")
+        if (
+            not isinstance(labels, list)
+            or not labels
+            or not all(isinstance(x, str) for x in labels)
+        ):
+            raise BadRequest("labels: give a non-empty list of label names")
+        priority = data.get("priority", 100)
+        if not isinstance(priority, int) or not 0 <= priority <= 999:
+            raise BadRequest("priority: an integer 0-999 (lower is served first)")
+        requestor = data.get("requestor", "")
+        if not isinstance(requestor, str):
+            raise BadRequest("requestor: a string")
+        req = launcher.submit(labels, priority, requestor)
+        return JSONResponse(request_view(req, launcher), status_code=201)
+
+    async def get_request(request: Request) -> Response:
+        auth(request)
+        rid = request.path_params["id"]
+        try:
+            wait = min(float(request.query_params.get("wait", "0")), MAX_WAIT)
+        except ValueError as exc:
+            raise BadRequest("wait: seconds as a number") from exc
+        deadline = time.monotonic() + wait
+        req = launcher.store.get_request(rid)
+        while not req.done and time.monotonic() < deadline:
+            await asyncio.sleep(0.005)
+            req = launcher.store.get_request(rid)
+        return JSONResponse(request_view(req, launcher))
+
+    async def list_nodes(request: Request) -> Response:
+        auth(request)
+        return JSONResponse([node_view(n) for n in launcher.store.list_nodes()])
+
+    async def get_node(request: Request) -> Response:
+        auth(request)
+        return JSONResponse(node_view(launcher.store.get_node(request.path_params["id"])))
+
+    async def release(request: Request) -> Response:
+        auth(request)
+        return JSONResponse(node_view(launcher.release(request.path_params["id"])))
+
+    async def hold(request: Request) -> Response:
+        auth(request)
+        data = await body(request) if await request.body() else {}
+        comment = str(data.get("comment", ""))
+        return JSONResponse(node_view(launcher.hold(request.path_params["id"], comment)))
+
+    async def providers(request: Request) -> Response:
+        auth(request)
+        return JSONResponse([p.to_dict() for p in launcher.provider_status().values()])
+
+    async def pause(request: Request) -> Response:
+        auth(request)
+        action = request.path_params["action"]
+        if action not in ("pause", "resume"):
+            raise BadRequest(f"unknown provider action {action!r}: use pause or resume")
+        paused = action == "pause"
+        return JSONResponse(launcher.set_paused(request.path_params["name"], paused).to_dict())
+
+    async def node_list(request: Request) -> Response:
+        rows = [nodepool_node(n, name) for n in launcher.store.list_nodes()]
+        if nid := request.query_params.get("node_id"):
+            rows = [r for r in rows if r["id"] == nid]
+        return _listing(request, rows)
+
+    async def request_list(request: Request) -> Response:
+        rows = [
+            {
+                "id": r.id,
+                "relative_priority": r.priority,
+                "state": str(r.state),
+                "requestor": r.requestor,
+                "node_types": list(r.labels),
+                "nodes": list(r.nodes),
+                "declined_by": list(r.declined_by),
+            }
+            for r in launcher.store.list_requests()
+        ]
+        return _listing(request, rows)
+
+    async def label_list(request: Request) -> Response:
+        labels = sorted({lab for p in launcher.providers.values() for lab in p.labels()})
+        return _listing(request, [{"label": lab} for lab in labels])
+
+    async def ready(request: Request) -> Response:
+        if launcher.ticks > 0:
+            return PlainTextResponse("OK")
+        return PlainTextResponse("starting", status_code=503)
+
+    async def metrics(request: Request) -> Response:
+        return Response(launcher.metrics.render(), media_type="text/plain; version=0.0.4")
+
+    async def on_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RackpoolError)
+        return JSONResponse(
+            {exc.fault: {"message": exc.message, "code": exc.code}}, status_code=exc.code
+        )
+
+    routes = [
+        Route("/api/requests", create_request, methods=["POST"]),
+        Route("/api/requests/{id}", get_request, methods=["GET"]),
+        Route("/api/nodes", list_nodes, methods=["GET"]),
+        Route("/api/nodes/{id}", get_node, methods=["GET"]),
+        Route("/api/nodes/{id}/release", release, methods=["POST"]),
+        Route("/api/nodes/{id}/hold", hold, methods=["POST"]),
+        Route("/api/providers", providers, methods=["GET"]),
+        Route("/api/providers/{name}/{action:str}", pause, methods=["POST"]),
+        Route("/node-list", node_list),
+        Route("/node-list.json", node_list),
+        Route("/request-list", request_list),
+        Route("/request-list.json", request_list),
+        Route("/label-list", label_list),
+        Route("/label-list.json", label_list),
+        Route("/ready", ready),
+        Route("/metrics", metrics),
+    ]
+    return Starlette(routes=routes, exception_handlers={RackpoolError: on_error})

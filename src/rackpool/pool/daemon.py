@@ -1,0 +1,85 @@
+"""``rackpool pool serve``: the launcher loop plus its HTTP API in one process.
+
+Discovery: when the config has ``state-dir``, the daemon writes ``STATE_DIR/pool.json``
+(mode 0600: ``url``, ``token``, ``pid``) once it listens, and removes it on a clean exit;
+``rackpool node ... --state-dir STATE_DIR`` reads it.
+"""
+
+from __future__ import annotations
+
+import faulthandler
+import json
+import logging
+import os
+import signal
+import socket
+import sys
+from pathlib import Path
+
+import uvicorn
+
+from rackpool.pool.api import create_app
+from rackpool.pool.config import PoolConfig, load
+from rackpool.pool.launcher import Launcher
+from rackpool.pool.store import SqliteStore
+
+log = logging.getLogger("rackpool.pool.daemon")
+
+DISCOVERY_FILE = "pool.json"
+
+
+def _setup_logging(level: str) -> None:
+    try:
+        from rackpool.core.logs import setup_logging
+    except ImportError:  # pragma: no cover - older core
+        logging.basicConfig(level=level)
+        return
+    setup_logging("pool", json=not sys.stderr.isatty(), level=level)
+
+
+def write_discovery(state_dir: str, url: str, token: str) -> Path:
+    path = Path(state_dir) / DISCOVERY_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump({"url": url, "token": token, "pid": os.getpid()}, f)
+    tmp.replace(path)
+    return path
+
+
+def bind(config: PoolConfig) -> socket.socket:
+    family = socket.AF_INET6 if ":" in config.api.listen else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((config.api.listen, config.api.port))
+    sock.listen(128)
+    sock.set_inheritable(True)
+    return sock
+
+
+def serve(config_path: str, level: str = "INFO") -> int:
+    config = load(config_path)
+    token = config.api.resolve_token()
+    _setup_logging(level)
+    faulthandler.register(signal.SIGUSR2, all_threads=True)
+    store = SqliteStore(config.store_path())
+    launcher = Launcher(config, store)
+    sock = bind(config)
+    host, port = sock.getsockname()[:2]
+    url = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(launcher, token), log_level="warning", lifespan="off")
+    )
+    launcher.start()
+    discovery = write_discovery(config.state_dir, url, token) if config.state_dir else None
+    log.info("pool %s serving at %s", config.pool_name, url, extra={"event": "pool_started"})
+    try:
+        server.run(sockets=[sock])
+    finally:
+        launcher.stop()
+        store.close()
+        if discovery is not None:
+            discovery.unlink(missing_ok=True)
+        log.info("pool stopped", extra={"event": "pool_stopped"})
+    return 0

@@ -1,0 +1,100 @@
+"""``rackpool pool serve`` as a user starts it, driven by the ``rackpool`` CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from rackpool.core.clock import wait_for
+
+from .conftest import Sshd
+
+
+def rackpool(*argv: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "rackpool.cli", *argv],
+        capture_output=True, text=True, timeout=60, env={**os.environ, **(env or {})},
+    )  # fmt: skip
+
+
+@pytest.fixture
+def static_pool(tmp_path: Path, sshd: Sshd) -> Iterator[Path]:
+    state = tmp_path / "state"
+    cfg = {
+        "state-dir": str(state),
+        "api": {"port": 0, "token": "test-token-123"},
+        "timing": {"tick-interval": 0.05},
+        "labels": [{"name": "default", "min-ready": 1}],
+        "providers": [
+            {
+                "name": "static1",
+                "driver": "static",
+                "pools": [{"nodes": [{"name": sshd.host, "connection-port": sshd.port,
+                                      "labels": ["default"], "username": "root"}]}],
+            }
+        ],
+    }  # fmt: skip
+    path = tmp_path / "pool.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    log = open(tmp_path / "pool.log", "wb")  # noqa: SIM115
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rackpool.cli", "pool", "serve", "--config", str(path)],
+        stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        wait_for(lambda: (state / "pool.json").exists() or proc.poll() is not None, 20, "pool.json")
+        assert proc.poll() is None, (tmp_path / "pool.log").read_text()
+        yield state
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+        log.close()
+
+
+def test_static_node_with_scanned_host_keys_via_cli(static_pool: Path, sshd: Sshd) -> None:
+    state = str(static_pool)
+    out = rackpool("node", "request", "default", "--wait", "--timeout", "30", "--state-dir", state)
+    assert out.returncode == 0, out.stderr
+    facts = json.loads(out.stdout)
+    node = facts["nodes"][0]
+    assert (node["interface_ip"], node["port"], node["username"]) == (sshd.host, sshd.port, "root")
+    assert sshd.host_key in node["host_keys"]
+    assert node["provider"] == "static1" and node["label"] == "default"
+
+    # One job at a time per host: a second request waits while the host is in use.
+    second = rackpool("node", "request", "default", "--state-dir", state)
+    second_id = json.loads(second.stdout)["id"]
+    listing = rackpool("node", "list", "--json", env={"RACKPOOL_STATE_DIR": state})
+    assert [n["state"] for n in json.loads(listing.stdout)] == ["in-use"]
+
+    assert rackpool("node", "release", node["id"], "--state-dir", state).returncode == 0
+    info = json.loads((static_pool / "pool.json").read_text())
+    client = httpx.Client(
+        base_url=info["url"], headers={"Authorization": f"Bearer {info['token']}"}
+    )
+    done = client.get(f"/api/requests/{second_id}", params={"wait": 20}).json()
+    assert done["state"] == "fulfilled" and done["nodes"][0]["interface_ip"] == sshd.host
+
+    rows = httpx.get(info["url"] + "/node-list", headers={"Accept": "application/json"}).json()
+    assert rows[0]["connection_port"] == sshd.port and rows[0]["state"] == "in-use"
+    providers = rackpool("provider", "list", "--state-dir", state)
+    assert "static1" in providers.stdout and "in service" in providers.stdout
+
+
+def test_wrong_token_is_refused(static_pool: Path) -> None:
+    info = json.loads((static_pool / "pool.json").read_text())
+    out = rackpool("node", "list", "--url", info["url"], "--token", "wrong-token")
+    assert out.returncode == 1 and "token" in out.stderr
