@@ -42,7 +42,8 @@ class Hit:
     fields: dict[str, Any]
 
     def to_json(self) -> dict[str, Any]:
-        return {"id": self.id, "ts": self.ts, "source": self.source, "seq": self.seq, **self.fields}
+        """The stored fields plus id, source, seq and ``ts`` as epoch seconds."""
+        return {**self.fields, "id": self.id, "ts": self.ts, "source": self.source, "seq": self.seq}
 
 
 @dataclass(frozen=True)
