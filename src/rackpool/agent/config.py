@@ -89,7 +89,6 @@ class AgentConfig(BaseModel):
     network: NetworkSettings = Field(default_factory=lambda: NetworkSettings.model_validate({}))
     poll_interval: float = Field(0.25, gt=0, le=60, description="seconds between pulls")
     spawn_workers: int = Field(8, ge=1, le=256, description="concurrent spawns/destroys")
-    log_format: Literal["json", "text"] = "json"
     container: ContainerConfig = Field(default_factory=lambda: ContainerConfig.model_validate({}))
     libvirt: LibvirtConfig = Field(default_factory=lambda: LibvirtConfig.model_validate({}))
     fake: FakeConfig = Field(default_factory=lambda: FakeConfig.model_validate({}))

@@ -1,0 +1,247 @@
+"""The agent daemon: register, heartbeat, pull, converge through the driver, report.
+
+One control thread runs ``tick()`` every ``poll_interval``; spawns and destroys run in
+a bounded thread pool owned by the agent. Stopping the agent never touches instances:
+a restarted agent re-registers and reconciles (adopts what runs, removes what should
+not, reports what vanished).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import rackpool
+from rackpool.agent.client import ControllerClient, parse_instance
+from rackpool.agent.config import AgentConfig
+from rackpool.agent.errors import ControllerRejected, ControllerUnavailable, HostNetworkBusy
+from rackpool.agent.images import ImageCache
+from rackpool.agent.reconcile import plan
+from rackpool.agent.virt.base import InstanceState, VirtDriver
+from rackpool.agent.virt.factory import make_driver
+from rackpool.core.errors import RackpoolError
+
+log = logging.getLogger("rackpool.agent.daemon")
+
+CONSOLE_REFRESH = 2.0  # seconds between console log re-reports of one instance
+
+
+class Agent:
+    def __init__(
+        self,
+        config: AgentConfig,
+        driver: VirtDriver | None = None,
+        client: ControllerClient | None = None,
+    ) -> None:
+        self.config = config
+        self.host = config.host.name
+        self.state_dir = Path(config.state_dir)
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.client = client or ControllerClient(
+            config.controller.url,
+            config.controller.token.get_secret_value(),
+            config.controller.timeout,
+        )
+        self.driver = driver or make_driver(config)
+        self.images = ImageCache(self.state_dir / "images", self.client)
+        self._pool = ThreadPoolExecutor(config.spawn_workers, thread_name_prefix="agent-work")
+        self._busy: set[str] = set()
+        self._reported: set[str] = set()
+        self._console_sent: dict[str, tuple[int, float]] = {}
+        self._lock = threading.Lock()
+        self._registered = False
+        self._heartbeat_interval = 2.0
+        self._last_heartbeat = 0.0
+        self.stop_event = threading.Event()
+        self._extra = {"host": self.host}
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def run(self) -> None:
+        """Run until ``stop()``; instances keep running afterwards."""
+        log.info("agent starting (driver %s)", self.driver.name, extra=self._extra)
+        backoff = self.config.poll_interval
+        while not self.stop_event.is_set():
+            try:
+                self.tick()
+                backoff = self.config.poll_interval
+            except (ControllerUnavailable, HostNetworkBusy) as exc:
+                backoff = min(max(backoff * 2, 0.5), 10.0)
+                log.warning("retrying in %.1fs: %s", backoff, exc, extra=self._extra)
+            except RackpoolError as exc:
+                backoff = min(max(backoff * 2, 0.5), 10.0)
+                log.error("tick failed: %s", exc, extra=self._extra)
+            self.stop_event.wait(backoff)
+        log.info("agent stopping; instances keep running", extra=self._extra)
+
+    def stop(self) -> None:
+        self.stop_event.set()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self.driver.close()
+        self.client.close()
+
+    # -- one round -----------------------------------------------------------------------
+    def tick(self) -> None:
+        if not self._registered:
+            self.register()
+        actual = {i.id: i for i in self.driver.list()}
+        now = time.monotonic()
+        if now - self._last_heartbeat >= self._heartbeat_interval:
+            self.heartbeat(actual)
+            if not self._registered:
+                return
+            self._refresh_consoles(actual, now)
+        try:
+            desired = self.client.pull(self.host)
+        except ControllerRejected as exc:
+            if exc.status == 404:
+                self._registered = False
+                return
+            raise
+        with self._lock:
+            busy = set(self._busy)
+        p = plan(desired, actual, busy, self._reported)
+        for entry in p.spawn:
+            self._submit(entry["id"], self._spawn, entry)
+        for iid in p.destroy:
+            self._submit(iid, self._destroy, iid, True)
+        for iid in p.orphans:
+            log.info("removing instance unknown to the controller", extra=self._ex(iid))
+            self._submit(iid, self._destroy, iid, False)
+        for iid in p.active:
+            self._report_active(iid, actual[iid])
+        for iid, fault in p.vanished:
+            self._report(iid, {"status": "ERROR", "fault": fault})
+            self._reported.add(iid)
+        for iid in p.deleted:
+            self._report(iid, {"status": "DELETED"})
+
+    def register(self) -> None:
+        cap = self.driver.capacity()
+        h = self.config.host
+        resp = self.client.register(
+            {
+                "name": self.host,
+                "availability_zone": h.availability_zone,
+                "driver": self.driver.name,
+                "vcpus": h.vcpus or cap.vcpus,
+                "ram_mb": h.ram_mb or cap.ram_mb,
+                "disk_gb": h.disk_gb or cap.disk_gb,
+                "version": rackpool.__dict__.get("__version__", "0.1.0"),
+            }
+        )
+        self._heartbeat_interval = float(resp.get("heartbeat_interval") or 2.0)
+        self._setup_network(resp.get("network") or {})
+        self._registered = True
+        self._reported.clear()  # after (re-)registering, report every running instance again
+        log.info("registered with %s", self.config.controller.url, extra=self._extra)
+
+    def _setup_network(self, net: dict[str, Any]) -> None:
+        if self.driver.name == "fake":
+            return
+        from rackpool.agent.hostnet import ensure_host_network
+
+        n = self.config.network
+        ensure_host_network(
+            n.bridge,
+            n.switch,
+            net.get("gateway") if n.switch_gateway else None,
+            net.get("prefix") if n.switch_gateway else None,
+            n.uplink,
+        )
+
+    def heartbeat(self, actual: dict[str, InstanceState]) -> None:
+        running = [{"id": i.id, "running": i.running} for i in actual.values()]
+        try:
+            self.client.heartbeat(self.host, running)
+        except ControllerRejected as exc:
+            if exc.status != 404:
+                raise
+            log.warning("controller forgot this host; registering again", extra=self._extra)
+            self._registered = False
+            return
+        self._last_heartbeat = time.monotonic()
+
+    # -- work items ----------------------------------------------------------------------
+    def _ex(self, iid: str) -> dict[str, str]:
+        return {"host": self.host, "instance_id": iid}
+
+    def _submit(self, iid: str, fn: Any, *args: Any) -> None:
+        with self._lock:
+            if iid in self._busy:
+                return
+            self._busy.add(iid)
+        fut: Future[None] = self._pool.submit(fn, *args)
+        fut.add_done_callback(lambda _f: self._done(iid))
+
+    def _done(self, iid: str) -> None:
+        with self._lock:
+            self._busy.discard(iid)
+
+    def _spawn(self, entry: dict[str, Any]) -> None:
+        iid = str(entry["id"])
+        try:
+            spec = parse_instance(entry)
+            image = self.images.prepare(spec.image, self.driver.image_form)
+            state = self.driver.spawn(
+                spec, image, spec.flavor, spec.network, spec.keys, spec.user_data
+            )
+        except (KeyError, TypeError, ValueError, RackpoolError) as exc:
+            fault = exc.message if isinstance(exc, RackpoolError) else f"bad instance spec: {exc}"
+            log.warning("spawn failed: %s", fault, extra=self._ex(iid))
+            self._report(iid, {"status": "ERROR", "fault": fault[:2000]})
+            self._reported.add(iid)
+            return
+        self._report_active(iid, state)
+
+    def _report_active(self, iid: str, state: InstanceState) -> None:
+        console = self.driver.console_log(iid)
+        self._report(
+            iid,
+            {"status": "ACTIVE", "host_keys": list(state.host_keys), "console_log": console},
+        )
+        self._reported.add(iid)
+        self._console_sent[iid] = (len(console), time.monotonic())
+
+    def _refresh_consoles(self, actual: dict[str, InstanceState], now: float) -> None:
+        """Re-send console logs that grew (user_data output) so clients see them."""
+        for iid, (size, at) in list(self._console_sent.items()):
+            state = actual.get(iid)
+            if state is None:
+                self._console_sent.pop(iid, None)
+                continue
+            if now - at < CONSOLE_REFRESH or iid in self._busy:
+                continue
+            console = self.driver.console_log(iid)
+            if len(console) != size:
+                self._report(iid, {"status": "ACTIVE", "console_log": console})
+            self._console_sent[iid] = (len(console), now)
+
+    def _destroy(self, iid: str, report: bool) -> None:
+        try:
+            self.driver.destroy(iid)
+        except RackpoolError as exc:
+            log.error("destroy failed: %s", exc, extra=self._ex(iid))
+            return
+        self._console_sent.pop(iid, None)
+        self._reported.discard(iid)
+        if report:
+            self._report(iid, {"status": "DELETED"})
+
+    def _report(self, iid: str, body: dict[str, Any]) -> None:
+        try:
+            self.client.report(iid, {"host": self.host, **body})
+        except ControllerRejected as exc:
+            if exc.status == 404 and body.get("status") != "DELETED":
+                log.info("controller does not know this instance; removing", extra=self._ex(iid))
+                self._submit(iid, self._destroy, iid, False)
+            elif exc.status != 404:
+                log.error("report rejected: %s", exc, extra=self._ex(iid))
+        except ControllerUnavailable as exc:
+            log.warning("report failed, will retry: %s", exc, extra=self._ex(iid))
+            self._reported.discard(iid)

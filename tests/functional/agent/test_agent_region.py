@@ -1,0 +1,168 @@
+"""Agents against a real region controller, driven by openstacksdk (needs root)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.functional.agent.agents import AgentProcess
+from tests.functional.agent.helpers import known_hosts, leftovers, make_keypair, ssh
+from tests.support.region import AGENT_TOKEN, running_region
+
+from rackpool.core.clock import wait_for
+
+pytestmark = pytest.mark.root
+
+CIDR = "198.19.240.0/24"
+
+
+@pytest.fixture(scope="module")
+def rack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    from rackpool.agent.hostnet import remove_host_network
+
+    tmp = tmp_path_factory.mktemp("rack")
+    tag = os.getpid() % 100000
+    switch = f"rpe{tag}s"
+    with running_region(
+        tmp,
+        fake_hosts=[],
+        network={"cidr": CIDR},
+        hosts={"heartbeat_interval": 0.5, "heartbeat_timeout": 3, "check_interval": 0.25},
+    ) as region:
+        agents = {}
+        for n in (1, 2):
+            name = f"r1-h{n}"
+            agents[name] = AgentProcess(
+                tmp / name,
+                {
+                    "controller": {"url": region.url, "token": AGENT_TOKEN},
+                    "host": {"name": name, "vcpus": 32, "ram_mb": 32768, "disk_gb": 100},
+                    "state_dir": str(tmp / name / "state"),
+                    "driver": "container",
+                    "network": {"bridge": f"rpe{tag}h{n}", "switch": switch},
+                    "poll_interval": 0.1,
+                },
+            ).start()
+        key, pub = make_keypair(tmp)
+        conn = region.connect()
+        conn.compute.create_keypair(name="ci-key", public_key=pub)
+        flavor = min(conn.compute.flavors(), key=lambda f: (f.vcpus, f.ram))
+        admin = region.connect(admin=True)
+        wait_for(lambda: len(_hosts_up(region)) == 2, 30, "both agents registered")
+        try:
+            yield {"region": region, "agents": agents, "conn": conn, "admin": admin,
+                   "key": key, "flavor": flavor, "tmp": tmp}  # fmt: skip
+        finally:
+            for s in list(conn.compute.servers()):
+                conn.compute.delete_server(s)
+            wait_for(lambda: not list(conn.compute.servers()), 60, "servers deleted")
+            wait_for(lambda: not _instance_dirs(tmp), 60, "agents removed their instances")
+            for a in agents.values():
+                a.stop()
+            for n in (1, 2):
+                remove_host_network(f"rpe{tag}h{n}")
+            remove_host_network(f"rpe{tag}h1", switch)
+
+
+def _instance_dirs(tmp: Path) -> list[Path]:
+    return [p for p in tmp.glob("r1-h*/state/containers/*")]
+
+
+def _hosts_up(region: Any) -> list[str]:
+    return [h["name"] for h in region.region.hosts.list_hosts() if h["state"] == "up"]
+
+
+def _status(conn: Any, server_id: str) -> str:
+    return str(conn.compute.get_server(server_id).status)
+
+
+def _login(rack: dict[str, Any], server: Any, command: str = "hostname") -> str:
+    conn = rack["conn"]
+    server = conn.compute.get_server(server.id)
+    address = server.access_ipv4 or next(iter(server.addresses.values()))[0]["addr"]
+    console = conn.compute.get_server_console_output(server)["output"]
+    block = console.split("-----BEGIN SSH HOST KEY KEYS-----")[1].split("-----END")[0]
+    keys = [" ".join(line.split()[:2]) for line in block.strip().splitlines()]
+    known = known_hosts(rack["tmp"] / f"known-{server.id}", address, keys)
+    out = ssh(address, rack["key"], known, command)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip()
+
+
+def _create(rack: dict[str, Any], name: str, **kw: Any) -> Any:
+    return rack["conn"].compute.create_server(
+        name=name, image_id="host", flavor_id=rack["flavor"].id, key_name="ci-key",
+        networks="auto", **kw,
+    )  # fmt: skip
+
+
+def _agent_of(rack: dict[str, Any], server_id: str) -> AgentProcess:
+    host = rack["admin"].compute.get_server(server_id).compute_host
+    if not host:
+        host = rack["region"].region.hosts.spec(server_id) and next(
+            h["name"] for h in rack["region"].region.hosts.list_hosts()
+            if server_id in (h.get("instances") or [])
+        )  # fmt: skip
+    return rack["agents"][host]
+
+
+def test_server_survives_agent_restart_and_host_down(rack):
+    conn = rack["conn"]
+    server = _create(rack, "node-e2e", user_data="IyEvYmluL3NoCmVjaG8gdWQtb2sK")  # echo ud-ok
+    wait_for(lambda: _status(conn, server.id) == "ACTIVE", 30, "server ACTIVE")
+    assert _login(rack, server) == "node-e2e"
+    wait_for(
+        lambda: "ud-ok" in conn.compute.get_server_console_output(server)["output"],
+        15, "user_data output in the console log",
+    )  # fmt: skip
+
+    agent = _agent_of(rack, server.id)
+    agent.stop()  # graceful restart, as an upgrade does
+    agent.start()
+    assert _login(rack, server) == "node-e2e"
+    assert _status(conn, server.id) == "ACTIVE"
+
+    agent.kill()  # the host goes silent: the controller declares it down
+    wait_for(lambda: _status(conn, server.id) == "ERROR", 30, "server ERROR after host down")
+    assert _login(rack, server) == "node-e2e"  # the instance itself still runs
+    agent.start()
+    wait_for(lambda: len(_hosts_up(rack["region"])) == 2, 30, "host back up")
+    assert _login(rack, server) == "node-e2e"
+
+    state_dir = Path(agent.config_path.parent / "state")
+    conn.compute.delete_server(server)
+    host = agent.config_path.parent.name
+    wait_for(
+        lambda: leftovers(state_dir, server.id, f"/rackpool/{host}/{server.id}") == [],
+        30, "the instance removed from its host without a trace",
+    )  # fmt: skip
+    assert conn.compute.find_server(server.id) is None
+
+
+def test_twenty_concurrent_servers_across_two_hosts(rack):
+    conn = rack["conn"]
+    servers = [_create(rack, f"node-c{i}") for i in range(20)]
+    wait_for(lambda: all(_status(conn, s.id) == "ACTIVE" for s in servers), 60, "20 servers ACTIVE")
+    with ThreadPoolExecutor(10) as pool:
+        names = list(pool.map(lambda s: _login(rack, s), servers))
+    assert names == [f"node-c{i}" for i in range(20)]
+    hosts = {rack["admin"].compute.get_server(s.id).compute_host for s in servers}
+    assert len(hosts) == 2  # spread over both hosts (and reachable across the rack switch)
+
+    for s in servers:
+        conn.compute.delete_server(s)
+    wait_for(lambda: not list(conn.compute.servers()), 60, "all deleted")
+
+    def traces() -> list[str]:
+        found = []
+        for name in ("r1-h1", "r1-h2"):
+            state_dir = rack["tmp"] / name / "state"
+            for s in servers:
+                found += leftovers(state_dir, s.id, f"/rackpool/{name}/{s.id}")
+        return found
+
+    wait_for(lambda: traces() == [], 60, "every instance removed without a trace")
