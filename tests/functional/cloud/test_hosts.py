@@ -1,0 +1,70 @@
+"""Host health and placement as an operator and a CI user notice them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+from tests.support.region import AGENT_TOKEN, running_region
+
+from rackpool.core.clock import wait_for
+
+
+def test_silent_host_goes_down_and_its_instances_error(tmp_path: Path) -> None:
+    hosts = {"heartbeat_interval": 0.2, "heartbeat_timeout": 1.0, "check_interval": 0.1}
+    with running_region(tmp_path, hosts=hosts) as r:
+        conn, admin = r.connect(), r.connect(admin=True)
+        admin_http = httpx.Client(base_url=r.url, headers={"X-Auth-Token": admin.auth_token})
+        assert (
+            admin_http.post("/admin/v1/hosts/r1-fake2/disable").json()["host"]["enabled"] is False
+        )
+        server = conn.create_server(
+            "on-fake1", image="host", flavor="m1.tiny", wait=True, timeout=30
+        )
+        runner = next(h for h in r.region.fake_hosts if h.spec.name == "r1-fake1")
+        runner.paused = True
+        got = wait_for(
+            lambda: (s := conn.get_server(server.id)) and s.status == "ERROR" and s, 15, "host down"
+        )
+        assert "Host r1-fake1 is down" in got.fault["message"]
+        states = {h["name"]: h["state"] for h in admin_http.get("/admin/v1/hosts").json()["hosts"]}
+        assert states["r1-fake1"] == "down"
+        # nothing is placed on a down or disabled host
+        failed = conn.compute.create_server(name="nowhere", image_id="host", flavor_id="1")
+        failed = wait_for(lambda: conn.get_server(failed.id), 5, "server row")
+        assert failed.status == "ERROR" and "No valid host" in failed.fault["message"]
+        # an enabled host takes work again; a returning host registers and is up
+        enabled = admin_http.post("/admin/v1/hosts/r1-fake2/enable")
+        assert enabled.status_code == 200, enabled.text
+        ok = conn.create_server("after", image="host", flavor="m1.tiny", wait=True, timeout=30)
+        assert ok.status == "ACTIVE"
+        runner.paused = False
+        wait_for(
+            lambda: (
+                {h["name"]: h["state"] for h in admin_http.get("/admin/v1/hosts").json()["hosts"]}[
+                    "r1-fake1"
+                ]
+                == "up"
+            ),
+            15,
+            "host back up",
+        )
+        for s in (server.id, failed.id, ok.id):
+            conn.delete_server(s, wait=True, timeout=30)
+
+
+def test_agent_api_needs_the_agent_token(tmp_path: Path) -> None:
+    with running_region(tmp_path, fake_hosts=[]) as r:
+        body = {"name": "h9", "vcpus": 4, "ram_mb": 4096, "disk_gb": 40, "driver": "container"}
+        assert httpx.post(f"{r.url}/agent/v1/hosts", json=body).status_code == 401
+        bad = {"X-Agent-Token": "wrong-token-wrong-token"}
+        assert httpx.post(f"{r.url}/agent/v1/hosts", json=body, headers=bad).status_code == 401
+        good = {"X-Agent-Token": AGENT_TOKEN}
+        resp = httpx.post(f"{r.url}/agent/v1/hosts", json=body, headers=good)
+        assert resp.status_code == 200
+        assert resp.json()["network"]["gateway"] == "198.18.0.1"
+        bad_body = httpx.post(f"{r.url}/agent/v1/hosts", json={"name": "h"}, headers=good)
+        assert bad_body.status_code == 400 and "vcpus" in bad_body.json()["badRequest"]["message"]
+        assert httpx.get(f"{r.url}/agent/v1/hosts/h9/instances", headers=good).json() == {
+            "instances": []
+        }
