@@ -1,0 +1,2 @@
+"""The ``libvirt`` virt driver (KVM guests with a config drive). NOT IMPLEMENTED YET:
+only its settings (``config.py``) exist; selecting it fails with DriverUnavailable."""
