@@ -213,6 +213,9 @@ class ContainerDriver:
                         os.kill(int(pid), 9)
             with contextlib.suppress(FileNotFoundError):
                 cg.rmdir()
+            for parent in (cg.parent, cg.parent.parent):  # /<parent>/<host>, then /<parent>
+                with contextlib.suppress(OSError):  # busy: other instances still use it
+                    parent.rmdir()
 
     def list(self) -> list[InstanceState]:
         containers = {c.id: c for c in self.runc.list()}
