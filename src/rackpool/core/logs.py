@@ -87,8 +87,14 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
 )
 
 
+_HINTS = ("pass", "secret", "token", "key", "auth", "user", "credential", "://")
+
+
 def redact(text: str) -> str:
     """Replace secrets in free text: passwords, tokens, keys, auth headers, user_data."""
+    low = text.lower()
+    if not any(h in low for h in _HINTS):
+        return text
     for pattern, repl in _PATTERNS:
         text = pattern.sub(repl, text)
     return text

@@ -13,6 +13,7 @@ characters, so SQLite's ``unicode61`` tokenizer sees each of them as exactly one
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -20,6 +21,7 @@ from typing import Any
 TEXT_FIELDS = frozenset({"message"})
 # Fields stored with a document but not indexed as keywords.
 UNINDEXED_FIELDS = frozenset({"ts", "message", "exception"})
+_NOT_KEYWORDS = TEXT_FIELDS | UNINDEXED_FIELDS
 MAX_KEYWORD_LENGTH = 256  # longer values are stored, not indexed (like ES ignore_above)
 
 _WORD = re.compile(r"\w+(?:(?:(?<=[^\W\d_])[.':](?=[^\W\d_])|(?<=\d)[.',;](?=\d))\w+)*")
@@ -77,7 +79,7 @@ def is_partial_token(prefix: str) -> bool:
 
 def encode_keyword(field: str, value: str) -> str:
     """One index token for ``field`` having exactly ``value``."""
-    return field.translate(_KEYWORD_ESCAPES) + _FIELD_SEP + value.translate(_KEYWORD_ESCAPES)
+    return _field_prefix(field) + value.translate(_KEYWORD_ESCAPES)
 
 
 def keyword_values(value: Any) -> Iterable[str]:
@@ -95,12 +97,21 @@ def keyword_values(value: Any) -> Iterable[str]:
                 yield from keyword_values(item)
 
 
+@functools.lru_cache(maxsize=4096)
+def _field_prefix(field: str) -> str:
+    return field.translate(_KEYWORD_ESCAPES) + _FIELD_SEP
+
+
 def encode_keywords(fields: Mapping[str, Any]) -> str:
     """The index form of every keyword field of a document, space separated."""
     out = []
     for name, value in fields.items():
-        if name in UNINDEXED_FIELDS or name in TEXT_FIELDS:
+        if name in _NOT_KEYWORDS:
+            continue
+        if type(value) is str:  # the common case, kept fast
+            if value and len(value) <= MAX_KEYWORD_LENGTH:
+                out.append(_field_prefix(name) + value.translate(_KEYWORD_ESCAPES))
             continue
         for v in keyword_values(value):
-            out.append(encode_keyword(name, v))
+            out.append(_field_prefix(name) + v.translate(_KEYWORD_ESCAPES))
     return " ".join(out)

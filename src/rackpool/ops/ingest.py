@@ -12,10 +12,28 @@ import orjson
 from rackpool.core.logs import redact_value
 from rackpool.ops.index import LogDoc
 
-# Anything that might hold a secret; lines without a hit skip the full redaction pass.
-_MAYBE_SECRET = re.compile(
-    r"pass|secret|token|key|auth|user_?data|credential|://[^/\s]*@|PRIVATE", re.IGNORECASE
-)
+# A secret-looking key is followed by a separator: ``password=``, ``"token": ``.
+_AFTER_KEY = re.compile(r"[\w-]*[\"']?\s*[:=]")
+_URL_CREDENTIALS = re.compile(r"://[^/\s@]*:[^/\s@]*@")
+_KEY_HINTS = ("pass", "secret", "token", "key", "auth", "user", "credential")
+
+
+def may_hold_secret(text: str) -> bool:
+    """Cheap pre-check; False means redaction would change nothing."""
+    low = text.lower()
+    if "private key" in low or ("://" in low and _URL_CREDENTIALS.search(low)):
+        return True
+    for hint in _KEY_HINTS:
+        i = low.find(hint)
+        if i >= 0 and "--" in low:
+            return True
+        while i >= 0:
+            if _AFTER_KEY.match(low, i + len(hint)):
+                return True
+            i = low.find(hint, i + 1)
+    return False
+
+
 # Field names elastic-recheck queries use for what our JSON lines call level / logger.
 ALIASES = {"level": "loglevel", "logger": "module"}
 _TS_FIELDS = ("ts", "@timestamp", "timestamp")
@@ -37,12 +55,17 @@ def parse_ts(value: Any) -> float | None:
 
 
 def clean_fields(
-    raw: Mapping[str, Any], defaults: Mapping[str, Any] | None = None
+    raw: Mapping[str, Any], defaults: Mapping[str, Any] | None = None, text: str | None = None
 ) -> dict[str, Any]:
-    """Redacted fields with defaults filled in and elastic-recheck aliases added."""
-    fields = dict(defaults or {})
+    """Redacted fields with defaults filled in and elastic-recheck aliases added.
+
+    ``text`` is the line ``raw`` was parsed from, if any (saves re-serialising it).
+    """
+    fields = dict(defaults) if defaults else {}
     fields.update(raw)
-    if _MAYBE_SECRET.search(orjson.dumps(fields, default=str).decode()):
+    if text is None or defaults:
+        text = orjson.dumps(fields, default=str).decode()
+    if may_hold_secret(text):
         fields = {k: redact_value(k, v) for k, v in fields.items()}
     for name, alias in ALIASES.items():
         if name in fields and alias not in fields:
@@ -57,8 +80,9 @@ def doc_from_fields(
     seq: int,
     now: float,
     defaults: Mapping[str, Any] | None = None,
+    text: str | None = None,
 ) -> LogDoc:
-    fields = clean_fields(raw, defaults)
+    fields = clean_fields(raw, defaults, text)
     ts = None
     for name in _TS_FIELDS:
         if name in fields:
@@ -89,4 +113,4 @@ def doc_from_line(
             raw = parsed
     if raw is None:
         raw = {"message": line}
-    return doc_from_fields(raw, source=source, seq=seq, now=now, defaults=defaults)
+    return doc_from_fields(raw, source=source, seq=seq, now=now, defaults=defaults, text=line)

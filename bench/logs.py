@@ -1,0 +1,182 @@
+"""Benchmark the embedded log index: ingest 1,000,000 realistic lines, then query.
+
+    .venv/bin/python bench/logs.py [--lines 1000000] [--dir /tmp/rackpool-bench]
+
+Lines go the way production lines go: JSON lines written to log files, read by the
+shipper (parse, redact, analyse) into the SQLite FTS5 index. Then 20 signature
+queries run (count + first page, as the REST API does) and p50/p95 are printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import orjson
+
+from rackpool.ops.index.sqlite import SqliteIndex
+from rackpool.ops.query import parse
+from rackpool.ops.shipper import CheckpointFile, Shipper
+from rackpool.ops.signatures import builtin_dir, load_signatures
+
+QUERIES = [
+    'message:"Connection reset by peer" AND tags:"console"',
+    'message:"Timed out waiting for a reply to message ID" AND tags:"screen-n-cpu.txt"',
+    'message:"No valid host was found" AND loglevel:ERROR',
+    '(message:"Lock wait timeout exceeded" OR message:"Deadlock found") AND module:"nova.db.api"',
+    'message:"Failed to fetch image" AND NOT build_status:SUCCESS',
+    'build_status:FAILURE AND message:"Killed" AND tags:console',
+    'message:"tempest.lib.exceptions.TimeoutException" AND build_name:tempest-*',
+    'node_provider:rack2 AND message:"ssh-keyscan failed"',
+    'message:"Quota exceeded for cores" AND provider:rack1',
+    'loglevel:ERROR AND module:rackpool.agent* AND message:"checksum mismatch"',
+    'message:"Instance failed to spawn" AND -tags:"screen-n-api.txt"',
+    'message:"HTTP 503" OR message:"Service Unavailable"',
+    "message:kernel* AND message:panic",
+    'message:"Timeout waiting for instance boot" AND event:launch_failed',
+    'tags:"console" AND build_status:"FAILURE" AND message:"ERROR:"',
+]
+WORDS = ["instance", "volume", "network", "port", "image", "host", "scheduler", "request", "compute", "allocation", "quota", "lease", "flavor", "keypair", "server", "snapshot", "agent", "libvirt", "domain", "tap", "bridge"]
+FAULTS = [
+    "Connection reset by peer",
+    "Timed out waiting for a reply to message ID 4f2a",
+    "No valid host was found. There are not enough hosts available.",
+    "Quota exceeded for cores: Requested 4, but already used 20 of 20 cores",
+    "Timeout waiting for instance boot",
+    "ssh-keyscan failed for 10.1.2.3",
+    "Failed to fetch image cirros-0.6: HTTP 503 Service Unavailable",
+    "Lock wait timeout exceeded; try restarting transaction",
+    "Killed",
+    "image 7f1 checksum mismatch",
+    "Instance failed to spawn",
+]
+MODULES = [
+    "nova.compute.manager",
+    "nova.db.api",
+    "rackpool.cloud.api",
+    "rackpool.agent.virt",
+    "rackpool.pool.launcher",
+    "rackpool.agent.images",
+]
+
+
+def make_lines(n: int, start: float, span: float, rng: random.Random) -> list[bytes]:
+    out = []
+    for i in range(n):
+        ts = start + span * i / n
+        fault = rng.random() < 0.02
+        msg = (
+            rng.choice(FAULTS)
+            if fault
+            else " ".join(rng.choices(WORDS, k=rng.randint(6, 16)))
+            + f" id={rng.getrandbits(32):08x}"
+        )
+        doc = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts))
+            + f".{int(ts * 1e6) % 1000000:06d}Z",
+            "level": "ERROR" if fault else rng.choice(("INFO", "INFO", "INFO", "DEBUG", "WARNING")),
+            "component": rng.choice(("cloud", "agent", "pool")),
+            "logger": rng.choice(MODULES),
+            "message": msg,
+            "region": rng.choice(("rack1", "rack2")),
+            "host": f"compute-{rng.randint(1, 40)}",
+            "request_id": f"req-{rng.getrandbits(64):016x}",
+            "instance_id": f"{rng.getrandbits(128):032x}",
+        }
+        if rng.random() < 0.3:
+            doc.update(
+                node_id=f"n-{rng.randint(1, 50000)}",
+                provider=rng.choice(("rack1", "rack2")),
+                label="small",
+                node_provider=rng.choice(("rack1", "rack2")),
+            )
+            if fault:
+                doc["event"] = "launch_failed"
+        if rng.random() < 0.2:
+            doc.update(
+                build_uuid=f"{rng.getrandbits(64):016x}",
+                build_name=rng.choice(("tempest-full", "tempest-slow", "grenade", "unit-py311")),
+                build_status="FAILURE" if fault else "SUCCESS",
+                tags=["console"],
+                filename="job-output.txt",
+                project="openstack/nova",
+            )
+        out.append(orjson.dumps(doc))
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--lines", type=int, default=1_000_000)
+    ap.add_argument("--dir", default=None)
+    ap.add_argument("--repeat", type=int, default=5)
+    args = ap.parse_args()
+    base = Path(args.dir or tempfile.mkdtemp(prefix="rackpool-bench-"))
+    shutil.rmtree(base, ignore_errors=True)
+    (base / "logs").mkdir(parents=True)
+    rng = random.Random(42)
+    now = time.time()
+    print(f"generating {args.lines:,} lines ...", flush=True)
+    lines = make_lines(args.lines, now - 86400, 86400, rng)
+    raw_bytes = 0
+    per_file = len(lines) // 4 + 1
+    for f in range(4):
+        chunk = lines[f * per_file : (f + 1) * per_file]
+        data = b"\n".join(chunk) + b"\n"
+        raw_bytes += len(data)
+        (base / "logs" / f"daemon{f}.log").write_bytes(data)
+    del lines
+
+    index = SqliteIndex(base / "index")
+    shipper = Shipper(index, [str(base / "logs" / "*.log")], CheckpointFile(base / "ckpt.json"))
+    t0 = time.perf_counter()
+    total = 0
+    while added := shipper.poll():
+        total += added
+    elapsed = time.perf_counter() - t0
+    index.checkpoint()
+    stats = index.stats()
+    print(
+        f"ingest: {total:,} lines in {elapsed:.1f}s = {total / elapsed:,.0f} lines/s "
+        f"(shipper: read, parse, redact, analyse, index)"
+    )
+    print(
+        f"disk:   {stats.bytes_on_disk / total:.0f} bytes/line on disk "
+        f"(raw JSON lines {raw_bytes / total:.0f} bytes/line), {stats.partitions} day partitions"
+    )
+
+    sigs = [s.query_text for s in load_signatures([builtin_dir()])] + QUERIES
+    sigs = sigs[:20]
+    times: list[float] = []
+    per_query = []
+    for q in sigs:
+        node = parse(q)
+        runs = []
+        for _ in range(args.repeat):
+            t = time.perf_counter()
+            page = index.search(node, limit=50)
+            runs.append((time.perf_counter() - t) * 1000)
+        times += runs
+        per_query.append((statistics.median(runs), page.total, q))
+    times.sort()
+    p50 = statistics.median(times)
+    p95 = times[int(len(times) * 0.95) - 1]
+    print(
+        f"query:  {len(sigs)} signature queries x {args.repeat}: p50 {p50:.1f} ms, p95 {p95:.1f} ms "
+        "(count + newest 50 hits)"
+    )
+    for med, hits, q in sorted(per_query, reverse=True)[:5]:
+        print(f"        {med:7.1f} ms  {hits:>7,} hits  {' '.join(q.split())[:80]}")
+    shipper.close()
+    index.close()
+    if not args.dir:
+        shutil.rmtree(base)
+
+
+if __name__ == "__main__":
+    main()
