@@ -175,6 +175,7 @@ class ContainerDriver:
         self.runc.delete(instance_id)
         self._kill_cgroup_leftovers(instance_id)
         self._wait_gone(pids)
+        self._remove_empty_cgroup_parents()
         rootfs.unmount(d / "rootfs")
         rootfs.unmount(d / "scratch")
         netns.unplug(instance_id)
@@ -201,6 +202,13 @@ class ContainerDriver:
         except Timeout:
             log.warning("processes not reaped yet: %s", sorted(pids), extra={"host": self.host})
 
+    def _remove_empty_cgroup_parents(self) -> None:
+        """rmdir /<cgroup_parent>/<host> and /<cgroup_parent> where no instance uses them."""
+        for d in CGROUP_ROOT.iterdir():
+            for rel in (f"{self.config.cgroup_parent}/{self.host}", self.config.cgroup_parent):
+                with contextlib.suppress(OSError):  # absent, or busy with other instances
+                    (d / rel).rmdir()
+
     def _kill_cgroup_leftovers(self, instance_id: str) -> None:
         """Kill processes still in this instance's cgroups (all started by it), then rmdir."""
         for cg in self.cgroup_dirs(instance_id):
@@ -213,9 +221,6 @@ class ContainerDriver:
                         os.kill(int(pid), 9)
             with contextlib.suppress(FileNotFoundError):
                 cg.rmdir()
-            for parent in (cg.parent, cg.parent.parent):  # /<parent>/<host>, then /<parent>
-                with contextlib.suppress(OSError):  # busy: other instances still use it
-                    parent.rmdir()
 
     def list(self) -> list[InstanceState]:
         containers = {c.id: c for c in self.runc.list()}
