@@ -66,7 +66,7 @@ class Served:
     def __init__(self, cfg: PoolConfig, db: Path) -> None:
         self.launcher = Launcher(cfg, SqliteStore(db))
         sock = bind(cfg)
-        self.url = "http://127.0.0.1:%d" % sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
         app = create_app(self.launcher, TOKEN)
         self.server = uvicorn.Server(uvicorn.Config(app, log_level="error", lifespan="off"))
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]})
