@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from rackpool.agent.errors import DriverUnavailable
 from rackpool.agent.virt.base import VirtDriver
 
 if TYPE_CHECKING:
@@ -19,10 +18,10 @@ def make_driver(config: AgentConfig) -> VirtDriver:
 
         return FakeDriver(config.fake)
     if config.driver == "libvirt":
-        raise DriverUnavailable(
-            "the libvirt driver is not implemented yet (only its settings exist); "
-            "use driver: container or fake"
-        )
+        # raises DriverUnavailable when libvirt-python is missing or libvirtd unreachable
+        from rackpool.agent.virt.libvirt.adapter import LibvirtDriver
+
+        return LibvirtDriver(config.libvirt, state, config.host.name, config.network.bridge)
     from rackpool.agent.virt.container import ContainerDriver
 
     return ContainerDriver(config.container, state, config.host.name, config.network.bridge)

@@ -13,3 +13,10 @@ class LibvirtConfig(BaseModel):
     emulator: str | None = Field(None, description="emulator path; default: libvirt's choice")
     machine: str = Field("pc", description="machine type")
     domain_prefix: str = Field("rackpool-", description="prefix of every domain this agent owns")
+    qemu_img: str = Field("qemu-img", description="qemu-img binary (name on PATH or path)")
+    ready_timeout: float = Field(
+        0.0,
+        ge=0,
+        description="seconds to wait for SSH host keys on the serial console after start "
+        "(cloud-init prints them); 0: report the instance as soon as the domain runs",
+    )
