@@ -214,3 +214,24 @@ def test_kvm_boot(tmp_path: Path) -> None:
     finally:
         d.destroy(s.id)
         d.close()
+
+
+def test_factory_builds_the_libvirt_driver(tmp_path: Path) -> None:
+    from rackpool.agent.config import AgentConfig
+    from rackpool.agent.virt.factory import make_driver
+
+    config = AgentConfig.model_validate(
+        {
+            "controller": {"url": "http://127.0.0.1:9", "token": "x" * 16},
+            "host": {"name": "h1"},
+            "state_dir": str(tmp_path),
+            "driver": "libvirt",
+            "libvirt": {"uri": "test:///default", "domain_type": "test"},
+        }
+    )
+    d = make_driver(config)
+    try:
+        assert d.name == "libvirt" and d.image_form == "disk"
+        assert d.list() == []
+    finally:
+        d.close()
