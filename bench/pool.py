@@ -130,7 +130,7 @@ def latency_cold(tmp: Path, n: int) -> None:
     with running_region(tmp, "r1") as region:
         s = Served(config([openstack("r1", region.clouds_yaml)]), tmp / "cold.sqlite")
         try:
-            wait(lambda: s.launcher.providers["r1"].listing is not None, 10)
+            wait(lambda: s.launcher.providers["r1"].quota_known, 10)
             times = []
             for _ in range(n):
                 dt, req = s.request()
@@ -149,7 +149,7 @@ def throughput(tmp: Path, total: int, limit_s: float) -> None:
     la = Launcher(cfg, SqliteStore(tmp / "tput.sqlite"))
     la.start()
     try:
-        wait(lambda: all(p.listing is not None for p in la.providers.values()), 10)
+        wait(lambda: all(p.quota_known for p in la.providers.values()), 10)
         t0 = time.monotonic()
         submitted = released = 0
         open_reqs: set[str] = set()
@@ -185,7 +185,7 @@ def failover(tmp: Path) -> None:
     la = Launcher(cfg, SqliteStore(tmp / "failover.sqlite"))
     la.start()
     try:
-        wait(lambda: all(p.listing is not None for p in la.providers.values()), 20)
+        wait(lambda: all(p.quota_known for p in la.providers.values()), 20)
         reqs = [la.submit(["small"]).id for _ in range(4)]
         procs["r1"].kill()
         t0 = time.monotonic()

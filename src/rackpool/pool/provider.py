@@ -91,6 +91,11 @@ class ProviderRuntime:
     def available(self) -> bool:
         return self.health.in_service and not self.paused
 
+    @property
+    def quota_known(self) -> bool:
+        """Limits and usage were read at least once (no launches on guesses before)."""
+        return self.limits is not None and self.listing is not None
+
     def labels(self) -> set[str]:
         return set(self.label_pool)
 
@@ -128,7 +133,7 @@ class ProviderRuntime:
             return False
         if pool.max_ram is not None and used.ram > pool.max_ram:
             return False
-        if self.limits is None or self.listing is None:
+        if not self.quota_known or self.limits is None:
             return False  # no launches on guesses: first learn limits and usage
         total = self.unmanaged
         for n in ours:

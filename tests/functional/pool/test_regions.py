@@ -38,9 +38,7 @@ def test_killed_region_load_moves_and_it_is_used_again_after_return(tmp_path: Pa
         la = Launcher(pool_config(providers), SqliteStore(tmp_path / "pool.sqlite"))
         la.start()
         try:
-            wait_for(
-                lambda: all(p.listing is not None for p in la.providers.values()), 30, "quota known"
-            )
+            wait_for(lambda: all(p.quota_known for p in la.providers.values()), 30, "quota known")
             first = [la.submit(["default"], requestor="ci") for _ in range(3)]
             la.run_until(lambda: all(la.store.get_request(r.id).done for r in first), 30, "warm")
             assert {la.store.get_request(r.id).provider for r in first} == {"r1"}

@@ -100,7 +100,7 @@ def test_dead_provider_goes_out_of_service_and_load_moves_at_once(make_launcher,
         [{"name": "small"}],
     )
     la = make_launcher(cfg)
-    la.run_until(lambda: la.providers["a"].listing is not None, 5, "a known")
+    la.run_until(lambda: la.providers["a"].quota_known, 5, "a known")
     world.clouds["a"].down = True
     reqs = [la.submit(["small"]) for _ in range(4)]
     la.run_until(
@@ -147,7 +147,7 @@ def test_quota_error_aborts_and_relaunches_without_failing(make_launcher, world)
         [{"name": "small"}],
     )
     la = make_launcher(cfg)
-    la.run_until(lambda: la.providers["a"].listing is not None, 5, "quota known")
+    la.run_until(lambda: la.providers["a"].quota_known, 5, "quota known")
     # Someone else's server fills the quota after the pool looked.
     world.clouds["a"].add_foreign({"owner": "someone-else"})
     reqs = [la.submit(["small"]) for _ in range(3)]
