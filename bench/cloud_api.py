@@ -23,10 +23,11 @@ from sqlalchemy import insert
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from tests.support.region import RegionProcess, connect  # noqa: E402
+
 from rackpool.cloud.config import RegionConfig  # noqa: E402
 from rackpool.cloud.db.engine import make_engine  # noqa: E402
 from rackpool.cloud.db.schema import addresses, servers  # noqa: E402
-from tests.support.region import RegionProcess, connect  # noqa: E402
 
 
 def rss_mb(pid: int) -> float:

@@ -41,7 +41,29 @@ QUERIES = [
     'message:"Timeout waiting for instance boot" AND event:launch_failed',
     'tags:"console" AND build_status:"FAILURE" AND message:"ERROR:"',
 ]
-WORDS = ["instance", "volume", "network", "port", "image", "host", "scheduler", "request", "compute", "allocation", "quota", "lease", "flavor", "keypair", "server", "snapshot", "agent", "libvirt", "domain", "tap", "bridge"]
+WORDS = [
+    "instance",
+    "volume",
+    "network",
+    "port",
+    "image",
+    "host",
+    "scheduler",
+    "request",
+    "compute",
+    "allocation",
+    "quota",
+    "lease",
+    "flavor",
+    "keypair",
+    "server",
+    "snapshot",
+    "agent",
+    "libvirt",
+    "domain",
+    "tap",
+    "bridge",
+]
 FAULTS = [
     "Connection reset by peer",
     "Timed out waiting for a reply to message ID 4f2a",

@@ -44,7 +44,10 @@ class Timeout(TemporaryError):
 
 
 def iterate_timeout(
-    timeout: float, purpose: str, interval: float = 0.05, sleep: Callable[[float], None] = time.sleep
+    timeout: float,
+    purpose: str,
+    interval: float = 0.05,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> Iterator[int]:
     """Yield attempt numbers until ``timeout`` seconds pass, then raise Timeout."""
     deadline = time.monotonic() + timeout

@@ -57,7 +57,9 @@ def read_yaml(path: str | Path) -> Any:
 
 def parse_model(data: Any, model: type[M], source: str) -> M:
     if not isinstance(data, dict):
-        raise ConfigError(f"{source}: expected a mapping at the top level, got {type(data).__name__}")
+        raise ConfigError(
+            f"{source}: expected a mapping at the top level, got {type(data).__name__}"
+        )
     try:
         return model.model_validate(data)
     except ValidationError as exc:

@@ -1,16 +1,16 @@
 """Errors shared by every part.
 
-    RackpoolError
-    ├── ConfigError            bad config file or CLI argument (permanent)
-    ├── TemporaryError         worth retrying later (timeouts, unavailable backend)
-    └── PermanentError         retrying will not help
-        ├── BadRequest         400, names the field
-        ├── Unauthorized       401
-        ├── Forbidden          403
-        │   └── QuotaExceeded  403, message contains "Quota exceeded"
-        ├── NotFound           404
-        ├── Conflict           409
-        └── OverLimit          413
+RackpoolError
+├── ConfigError            bad config file or CLI argument (permanent)
+├── TemporaryError         worth retrying later (timeouts, unavailable backend)
+└── PermanentError         retrying will not help
+    ├── BadRequest         400, names the field
+    ├── Unauthorized       401
+    ├── Forbidden          403
+    │   └── QuotaExceeded  403, message contains "Quota exceeded"
+    ├── NotFound           404
+    ├── Conflict           409
+    └── OverLimit          413
 """
 
 from __future__ import annotations
