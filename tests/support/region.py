@@ -14,11 +14,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +27,8 @@ import yaml
 from rackpool.cloud.config import RegionConfig
 from rackpool.cloud.region import Region
 from rackpool.cloud.serve import ThreadedRegion
-from rackpool.core.clock import Clock
+from rackpool.core.clock import Clock, wait_for
+from tests.support import procs
 
 AGENT_TOKEN = "test-agent-token-0123456789"
 ADMIN_PASSWORD = "admin-secret-pw"
@@ -177,28 +176,21 @@ class RegionProcess:
                  str(self.config_path), "--ready-file", str(ready)],
                 stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
             )  # fmt: skip
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
+        proc = self.proc
+
+        def started() -> bool:
+            if proc.poll() is not None:
                 raise RuntimeError(f"region exited: {self.log_path.read_text()[-2000:]}")
-            if ready.exists() and _answers(self.url):
-                return self
-            time.sleep(0.05)
-        raise RuntimeError(f"region {self.name} did not start in {timeout}s")
+            return ready.exists() and _answers(self.url)
+
+        wait_for(started, timeout, f"region {self.name} to start")
+        return self
 
     def kill(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(10)
+        procs.kill(self.proc)
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        procs.stop(self.proc)
 
     def info(self) -> dict[str, Any]:
         return json.loads((self.state_dir / "ready.json").read_text())

@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 
 from rackpool.cloud import keys, validation
 from rackpool.cloud.config import RegionConfig
-from rackpool.cloud.db.schema import flavors, images, keypairs, projects, servers
+from rackpool.cloud.db.schema import flavors, hosts, images, keypairs, projects, servers
 from rackpool.cloud.hosts import HostService
 from rackpool.cloud.identity import AuthContext
 from rackpool.cloud.network import AddressesExhausted, AddressPool, mac_for
@@ -312,7 +312,7 @@ class ComputeService:
         groups = _security_groups(s.get("security_groups"))
         key_name = s.get("key_name")
         now = self._clock.now()
-        created: list[str] = []
+        created: list[tuple[str, str | None]] = []
         with self._engine.begin() as conn:
             flv = conn.execute(select(flavors).where(flavors.c.id == flavor_ref)).mappings().first()
             if flv is None:
@@ -388,17 +388,13 @@ class ComputeService:
                         extra={"instance_id": sid, "project": ctx.project_id},
                     )
                 conn.execute(insert(servers).values(**values))
-                created.append(sid)
-        for sid in created:
-            with self._engine.connect() as conn:
-                host_name = conn.execute(select(servers.c.host).where(servers.c.id == sid)).scalar()
+                created.append((sid, values.get("host")))
+        for sid, host_name in created:
             self._hosts.notify(host_name, sid)
         log.info("created %d server(s) %s", len(created), name, extra={"project": ctx.project_id})
-        return created
+        return [sid for sid, _ in created]
 
     def _zones(self, conn: Connection) -> set[str]:
-        from rackpool.cloud.db.schema import hosts
-
         return {z for (z,) in conn.execute(select(hosts.c.availability_zone).distinct())} | {"nova"}
 
     def _next_seq(self, conn: Connection, n: int) -> int:

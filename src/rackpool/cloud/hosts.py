@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import Engine, delete, insert, select, update
+from sqlalchemy import Engine, delete, func, insert, select, update
 
 from rackpool.cloud.config import RegionConfig
 from rackpool.cloud.db.schema import flavors, hosts, images, servers
@@ -286,8 +286,6 @@ class HostService:
         return views[0]
 
     def list_hosts(self, name: str | None = None) -> list[dict[str, Any]]:
-        from sqlalchemy import func
-
         with self._engine.connect() as conn:
             q = select(hosts).order_by(hosts.c.name)
             if name is not None:
