@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import shutil
 import subprocess
@@ -19,6 +20,9 @@ log = logging.getLogger("rackpool.agent.images")
 
 def verify(path: Path, image: ImageSpec) -> None:
     """Check the md5 ``checksum`` and the ``os_hash_value`` when the controller gives them."""
+    size = path.stat().st_size
+    if image.size and size != image.size:
+        raise ImageError(f"image {image.id}: size {size} != expected {image.size}")
     md5 = hashlib.md5(usedforsecurity=False)
     algo = image.os_hash_algo if image.os_hash_value else None
     multi = hashlib.new(algo) if algo else None
@@ -61,7 +65,14 @@ class ImageCache:
     def _fetch(self, image: ImageSpec, base: Path) -> Path:
         blob = base / "image"
         if blob.exists():
-            return blob
+            if self._still_valid(image, blob):
+                return blob
+            log.warning(
+                "cached image %s changed on disk or does not match its checksum; fetching again",
+                image.id,
+                extra={"image_id": image.id},
+            )
+            blob.unlink()
         if self.client is None or not image.file_url:
             raise ImageError(f"image {image.id} is not cached and has no file URL")
         base.mkdir(parents=True, exist_ok=True)
@@ -73,8 +84,46 @@ class ImageCache:
             part.unlink(missing_ok=True)
             raise
         part.replace(blob)
+        self._mark_verified(image, blob)
         log.info("cached image %s", image.id, extra={"image_id": image.id})
         return blob
+
+    @staticmethod
+    def _fingerprint(image: ImageSpec, blob: Path) -> dict[str, object]:
+        st = blob.stat()
+        return {
+            "checksum": image.checksum,
+            "os_hash_value": image.os_hash_value,
+            "size": st.st_size,
+            "mtime_ns": st.st_mtime_ns,
+            "inode": st.st_ino,
+        }
+
+    def _mark_verified(self, image: ImageSpec, blob: Path) -> None:
+        marker = blob.with_name("verified.json")
+        tmp = blob.with_name("verified.json.tmp")
+        tmp.write_text(json.dumps(self._fingerprint(image, blob)))
+        tmp.replace(marker)
+
+    def _still_valid(self, image: ImageSpec, blob: Path) -> bool:
+        """A cached blob is used as is only if it is unchanged since it was verified.
+
+        Hashing a large image on every spawn would be slow, so the verification is
+        recorded with the file's size, mtime and inode; any difference (or a different
+        expected checksum) means hashing it again.
+        """
+        marker = blob.with_name("verified.json")
+        try:
+            if json.loads(marker.read_text()) == self._fingerprint(image, blob):
+                return True
+        except (OSError, ValueError):
+            pass
+        try:
+            verify(blob, image)
+        except ImageError:
+            return False
+        self._mark_verified(image, blob)
+        return True
 
     def _unpack(self, image: ImageSpec, blob: Path, base: Path) -> Path:
         root = base / "rootfs"

@@ -69,7 +69,14 @@ class FakeHostRunner:
                          "driver": "fake", "vcpus": self.spec.vcpus, "ram_mb": self.spec.ram_mb,
                          "disk_gb": self.spec.disk_gb}
                     )  # fmt: skip
+                    self._report_running()
             await asyncio.sleep(self._interval)
+
+    def _report_running(self) -> None:
+        """After re-registering, report what still runs here, as a real agent reconciles."""
+        for inst in self._hosts.pull(self.spec.name):
+            if inst["desired"] == "running" and inst["status"] in ("ACTIVE", "ERROR"):
+                self._hosts.report(inst["id"], {"host": self.spec.name, "status": "ACTIVE"})
 
     async def _converge(self, spec: dict[str, Any]) -> None:
         name = self.spec.name

@@ -24,6 +24,9 @@ from rackpool.core.errors import BadRequest, NotFound
 log = logging.getLogger("rackpool.cloud.hosts")
 
 REPORT_STATUSES = ("ACTIVE", "ERROR", "DELETED")
+# Faults set by ``check_down`` start with this; such an instance returns to ACTIVE when
+# its host comes back and reports it running (the instance itself never stopped).
+HOST_DOWN_FAULT = "Host {name} is down: "
 MAX_CONSOLE = 256 * 1024
 
 
@@ -180,7 +183,7 @@ class HostService:
         now = self._clock.now()
         with self._engine.begin() as conn:
             row = conn.execute(
-                select(servers.c.status, servers.c.deleted).where(
+                select(servers.c.status, servers.c.deleted, servers.c.fault_message).where(
                     servers.c.id == server_id, servers.c.host == host
                 )
             ).first()
@@ -205,6 +208,17 @@ class HostService:
                 values.update(status="ACTIVE", task_state=None, launched_at=now)
                 log.info(
                     "instance active on %s", host, extra={"host": host, "instance_id": server_id}
+                )
+            elif (
+                status == "ACTIVE"
+                and row.status == "ERROR"
+                and (row.fault_message or "").startswith(HOST_DOWN_FAULT.format(name=host))
+            ):
+                values.update(status="ACTIVE", fault_message=None, fault_code=None, fault_at=None)
+                log.info(
+                    "instance active again on %s after the host returned",
+                    host,
+                    extra={"host": host, "instance_id": server_id},
                 )
             elif status == "ERROR" and row.status != "ERROR":
                 fault = str(body.get("fault") or "instance failed on host")[:4096]
@@ -237,7 +251,7 @@ class HostService:
             ).all()
             for name, last in stale:
                 conn.execute(update(hosts).where(hosts.c.name == name).values(state="down"))
-                msg = f"Host {name} is down: no heartbeat for {now - last:.0f}s"
+                msg = HOST_DOWN_FAULT.format(name=name) + f"no heartbeat for {now - last:.0f}s"
                 conn.execute(
                     update(servers)
                     .where(

@@ -12,6 +12,7 @@ import pytest
 from tests.functional.agent.agents import AgentProcess
 from tests.functional.agent.helpers import known_hosts, leftovers, make_keypair, ssh
 from tests.support.region import AGENT_TOKEN, running_region
+from tests.support.rootfs import build_rootfs_tarball
 
 from rackpool.core.clock import wait_for
 
@@ -132,6 +133,8 @@ def test_server_survives_agent_restart_and_host_down(rack):
     agent.start()
     wait_for(lambda: len(_hosts_up(rack["region"])) == 2, 30, "host back up")
     assert _login(rack, server) == "node-e2e"
+    # the returning agent reconciles: it reports the instance running, so it is ACTIVE again
+    wait_for(lambda: _status(conn, server.id) == "ACTIVE", 30, "server ACTIVE after host returns")
 
     state_dir = Path(agent.config_path.parent / "state")
     conn.compute.delete_server(server)
@@ -166,3 +169,38 @@ def test_twenty_concurrent_servers_across_two_hosts(rack):
         return found
 
     wait_for(lambda: traces() == [], 60, "every instance removed without a trace")
+
+
+def test_server_from_an_uploaded_rootfs_tarball(rack):
+    """A Glance image (rootfs tarball) is fetched by the agent, verified and booted."""
+    conn = rack["conn"]
+    tarball = build_rootfs_tarball(rack["tmp"] / "mini-image")
+    image = conn.create_image(
+        "mini", filename=str(tarball), disk_format="raw", container_format="bare", wait=True
+    )
+    try:
+        server = conn.compute.create_server(
+            name="node-mini", image_id=image.id, flavor_id=rack["flavor"].id,
+            key_name="ci-key", networks="auto",
+        )  # fmt: skip
+        status = wait_for(
+            lambda: (st := _status(conn, server.id)) in ("ACTIVE", "ERROR") and st, 60, "boot"
+        )
+        assert status == "ACTIVE", conn.compute.get_server(server.id).fault
+        assert _login(rack, server) == "node-mini"
+        # the root is the tarball's, not the host's
+        assert "ID=rackpool-mini" in _login(rack, server, "cat /etc/os-release")
+        # the default user was created from the image's own tools
+        server_now = conn.compute.get_server(server.id)
+        address = server_now.access_ipv4 or next(iter(server_now.addresses.values()))[0]["addr"]
+        known = rack["tmp"] / f"known-{server.id}"
+        as_user = ssh(address, rack["key"], known, "id -un", user="cloud")
+        console = conn.compute.get_server_console_output(server)["output"]
+        assert as_user.stdout.strip() == "cloud", (as_user.stderr, console[-1500:])
+        agent = _agent_of(rack, server.id)
+        cached = agent.config_path.parent / "state" / "images" / image.id / "image"
+        assert cached.read_bytes() == tarball.read_bytes()
+        conn.compute.delete_server(server)
+        wait_for(lambda: conn.compute.find_server(server.id) is None, 30, "server deleted")
+    finally:
+        conn.delete_image(image.id, wait=True)

@@ -2,8 +2,7 @@
 
 Uploaded with openstacksdk to a real region controller, fetched by ImageCache from
 ``/agent/v1/images/{id}/file`` with the agent token, verified (md5 and os_hash) and
-unpacked. Booting it in the container driver is not covered here (it needs a rootfs
-with sshd); this checks fetch, verification and unpacking.
+unpacked. Booting one in the container driver is in test_agent_region.py.
 """
 
 from __future__ import annotations
@@ -68,6 +67,12 @@ def test_tarball_image_fetch_verify_unpack(tmp_path: Path) -> None:
             assert (tmp_path / "images" / image.id / "image").read_bytes() == data
             # a second prepare uses the cache
             assert cache.prepare(spec, "rootfs") == local
+            # a cached file that changed on disk (same size, other bytes) is noticed,
+            # dropped and fetched again
+            cached = tmp_path / "images" / image.id / "image"
+            cached.write_bytes(bytes(len(data)))
+            assert cache.prepare(spec, "rootfs") == local
+            assert cached.read_bytes() == data
 
             # bytes that do not match the expected checksum are rejected and not kept
             bad = dataclasses.replace(spec, checksum="0" * 32)

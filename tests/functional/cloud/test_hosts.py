@@ -10,7 +10,9 @@ from tests.support.region import AGENT_TOKEN, running_region
 from rackpool.core.clock import wait_for
 
 
-def test_silent_host_goes_down_and_its_instances_error(tmp_path: Path) -> None:
+def test_silent_host_goes_down_its_instances_error_and_recover_when_it_returns(
+    tmp_path: Path,
+) -> None:
     hosts = {"heartbeat_interval": 0.2, "heartbeat_timeout": 1.0, "check_interval": 0.1}
     with running_region(tmp_path, hosts=hosts) as r:
         conn, admin = r.connect(), r.connect(admin=True)
@@ -49,6 +51,15 @@ def test_silent_host_goes_down_and_its_instances_error(tmp_path: Path) -> None:
             15,
             "host back up",
         )
+        # the instance never stopped: once its host reports it again it is ACTIVE, no fault
+        back = wait_for(
+            lambda: (s := conn.get_server(server.id)) and s.status == "ACTIVE" and s,
+            15,
+            "instance ACTIVE again after its host returned",
+        )
+        assert not back.fault
+        # an instance that failed for another reason stays ERROR
+        assert conn.get_server(failed.id).status == "ERROR"
         for s in (server.id, failed.id, ok.id):
             conn.delete_server(s, wait=True, timeout=30)
 

@@ -32,7 +32,8 @@ if [ ! -e /var/lib/cloud/instance/sem/host-keys.done ]; then
 fi
 user={user}
 if [ -n "$user" ] && ! id "$user" >/dev/null 2>&1; then
-  useradd -m -s /bin/sh -c "cloud default user" "$user" >/dev/null 2>&1 \
+  # password "*": no password login, but not locked ("!"), which sshd refuses without PAM
+  useradd -m -p '*' -s /bin/sh -c "cloud default user" "$user" >/dev/null 2>&1 \
     || echo "rackpool: could not create user $user"
   home=$(getent passwd "$user" | cut -d: -f6)
   mkdir -p "$home/.ssh" /etc/sudoers.d
