@@ -8,6 +8,7 @@ node's SSH host keys, then ready. Progress is written to the node record
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -26,10 +27,22 @@ log = logging.getLogger("rackpool.pool.launcher")
 class LaunchTask:
     machine: StateMachine
     started: float  # wall clock, survives restarts via the node record
+    # When the create was submitted (wall clock); None while waiting for the provider's
+    # rate slot. boot-timeout and launch-timeout count from here, not from ``started``.
+    submitted: float | None = None
     phase: str = "machine"  # "machine" | "keyscan"
     keyscan: Call | None = None
     next_scan: float = 0.0
     saved: dict[str, Any] | None = None
+
+    def state(self) -> dict[str, Any]:
+        """What the node record keeps so a restarted launcher resumes this launch."""
+        return {
+            "phase": self.phase,
+            "started": self.started,
+            "submitted": self.submitted,
+            "machine": self.machine.to_dict(),
+        }
 
 
 @dataclass
@@ -47,6 +60,7 @@ class NodeWork:
         self.ctx = ctx
         self.on_failure = on_failure
         self.launches: dict[str, LaunchTask] = {}
+        self._in_flight = Counter[str]()  # submitted launches per provider, this pass
         self.deletes: dict[str, DeleteTask] = {}
 
     @property
@@ -68,17 +82,32 @@ class NodeWork:
         if task is None:
             saved = dict(node.launch_state or {})
             machine = prov.adapter.create_machine(self.spec(node, prov), saved.get("machine"))
-            task = LaunchTask(machine, float(saved.get("started", self.ctx.clock.now())))
+            started = float(saved.get("started", self.ctx.clock.now()))
+            task = LaunchTask(machine, started)
             task.phase = saved.get("phase", "machine")
+            if saved.get("submitted") is not None:
+                task.submitted = float(saved["submitted"])
+            elif machine.state != machine.START:  # a record from before "submitted"
+                task.submitted = started
             self.launches[node.id] = task
         return task
 
     def advance_launches(self) -> None:
-        for node in [n for n in self.ctx.nodes.values() if n.state == NodeState.BUILDING]:
-            prov = self.ctx.providers.get(node.provider)
-            if prov is None or not prov.health.in_service:
+        building = [n for n in self.ctx.nodes.values() if n.state == NodeState.BUILDING]
+        tasks: dict[str, LaunchTask] = {}
+        self._in_flight = Counter[str]()
+        for node in building:
+            runtime = self.ctx.providers.get(node.provider)
+            if runtime is None or not runtime.health.in_service:
                 continue
-            task = self._task(node, prov)
+            tasks[node.id] = self._task(node, runtime)
+            if tasks[node.id].submitted is not None:
+                self._in_flight[runtime.name] += 1
+        for node in building:
+            task = tasks.get(node.id)
+            if task is None:
+                continue
+            prov = self.ctx.providers[node.provider]
             try:
                 self._step(node, prov, task)
             except LaunchError as exc:
@@ -89,7 +118,7 @@ class NodeWork:
 
     def _step(self, node: Node, prov: ProviderRuntime, task: LaunchTask) -> None:
         now = self.ctx.clock.now()
-        if now - task.started > prov.config.launch_timeout:
+        if task.submitted is not None and now - task.submitted > prov.config.launch_timeout:
             raise LaunchError(f"launch timeout after {prov.config.launch_timeout:.0f}s")
         if task.phase == "keyscan":
             self._poll_keyscan(node, prov, task)
@@ -98,14 +127,19 @@ class NodeWork:
         if machine.state == machine.START:
             mono = self.ctx.clock.monotonic()
             if mono < prov.next_submit:
-                return
+                return  # the provider's rate: wait for this launch's turn
+            if task.submitted is None:
+                if self._in_flight[prov.name] >= prov.config.max_concurrency:
+                    return  # max-concurrency launches in flight: wait for one to finish
+                self._in_flight[prov.name] += 1
+                task.submitted = now
             prov.next_submit = mono + prov.config.rate
         machine.advance()
         if machine.complete:
             assert machine.instance is not None
             self._instance_up(node, prov, task, machine.instance)
             return
-        state = {"phase": "machine", "started": task.started, "machine": machine.to_dict()}
+        state = task.state()
         if state != task.saved:
             task.saved = state
             self.ctx.save_node(node.evolve(launch_state=state, external_id=machine.external_id))
@@ -128,11 +162,7 @@ class NodeWork:
             self._ready(node, prov, task, ())
             return
         task.phase = "keyscan"
-        task.saved = {
-            "phase": "keyscan",
-            "started": task.started,
-            "machine": task.machine.to_dict(),
-        }
+        task.saved = task.state()
         saved = self.ctx.save_node(node.evolve(launch_state=task.saved))
         if saved is not None:
             self._poll_keyscan(saved, prov, task)
@@ -142,7 +172,8 @@ class NodeWork:
         if task.keyscan is None:
             if self.ctx.clock.monotonic() < task.next_scan:
                 return
-            if now - task.started > prov.config.boot_timeout:
+            since = task.started if task.submitted is None else task.submitted
+            if now - since > prov.config.boot_timeout:
                 raise KeyscanError(
                     f"boot timeout: no SSH host keys from {node.interface_ip}:"
                     f"{node.connection_port} within {prov.config.boot_timeout:.0f}s"

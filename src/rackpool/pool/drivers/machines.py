@@ -57,15 +57,19 @@ class ServerCreate(StateMachine):
         return True, value
 
     def advance(self) -> None:
+        if self.state == self.START:
+            # boot-timeout counts from the create call, not from when the node was
+            # planned: a launch waiting for its turn (provider rate) is not booting.
+            self.started = self.clock.now()
+            self._call = self.adapter.call(self._create, self.spec, what="create server")
+            self.state = self.SUBMITTING
+            return
         if self.clock.now() - self.started > self.adapter.provider.boot_timeout:
             raise LaunchTimeout(
                 f"boot timeout: server for node {self.spec.node_id} not active after "
                 f"{self.adapter.provider.boot_timeout:.0f}s (state {self.state})"
             )
-        if self.state == self.START:
-            self._call = self.adapter.call(self._create, self.spec, what="create server")
-            self.state = self.SUBMITTING
-        elif self.state == self.FINDING:
+        if self.state == self.FINDING:
             if self._call is None:
                 self._call = self.adapter.call(self._find, self.spec.node_id, what="find server")
                 return
