@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "rackpool.cli.pool",
     "rackpool.cli.ops",
     "rackpool.cli.up",
+    "rackpool.cli.down",
 )
 
 

@@ -26,6 +26,7 @@ from typing import Any
 import httpx
 import yaml
 
+from rackpool.cli.down import UP_PID_FILE, running_up
 from rackpool.core.errors import ConfigError, TemporaryError
 
 STATE_ENV = "RACKPOOL_STATE_DIR"
@@ -311,6 +312,10 @@ class Up:
         if a.regions < 1 or a.hosts < 1:
             raise ConfigError("--regions and --hosts must be at least 1")
         self.state.mkdir(parents=True, exist_ok=True)
+        other = running_up(self.state)
+        if other is not None and other != os.getpid():
+            raise ConfigError(f"rackpool up (pid {other}) already runs on {self.state}")
+        _write(self.state / UP_PID_FILE, json.dumps({"pid": os.getpid()}))
         driver = self.choose_driver()
         plans = plan_regions(self.state, a.regions)
         for p in plans:
@@ -384,7 +389,11 @@ class Up:
         if ops_url:
             lines += [f"  log search: {ops_url}",
                       f"    rackpool logs search 'loglevel:ERROR' --state-dir {st}"]  # fmt: skip
-        lines.append(f"  logs: {self.logs}   (Ctrl-C or SIGTERM stops everything)")
+        lines.append(f"  logs: {self.logs}")
+        lines.append(
+            "  Ctrl-C or SIGTERM stops every daemon; instances keep running and the next "
+            f"up adopts them; rackpool down --state-dir {st} removes them"
+        )
         print("\n".join(lines), flush=True)
 
     def _supervise(self) -> int:
@@ -410,6 +419,8 @@ class Up:
     def shutdown(self) -> None:
         for d in reversed(self.daemons):
             d.stop()
+        if running_up(self.state) == os.getpid():
+            (self.state / UP_PID_FILE).unlink(missing_ok=True)
 
 
 def _run(args: argparse.Namespace) -> int:
