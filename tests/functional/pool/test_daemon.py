@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -12,11 +11,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-import yaml
-
-from rackpool.core.clock import wait_for
 
 from .conftest import Sshd
+from .daemon import PoolProcess
 
 
 def rackpool(*argv: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -43,25 +40,12 @@ def static_pool(tmp_path: Path, sshd: Sshd) -> Iterator[Path]:
             }
         ],
     }  # fmt: skip
-    path = tmp_path / "pool.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    log = open(tmp_path / "pool.log", "wb")  # noqa: SIM115
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "rackpool.cli", "pool", "serve", "--config", str(path)],
-        stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
+    pool = PoolProcess(tmp_path, cfg)
     try:
-        wait_for(lambda: (state / "pool.json").exists() or proc.poll() is not None, 20, "pool.json")
-        assert proc.poll() is None, (tmp_path / "pool.log").read_text()
+        pool.start()
         yield state
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-        log.close()
+        pool.stop()
 
 
 def test_static_node_with_scanned_host_keys_via_cli(static_pool: Path, sshd: Sshd) -> None:

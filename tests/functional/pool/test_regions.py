@@ -101,6 +101,8 @@ def test_tight_quota_requests_wait_instead_of_failing(tmp_path: Path) -> None:
 
 
 def test_leaked_server_cleaned_and_restart_mid_launch_leaks_nothing(tmp_path: Path) -> None:
+    """A second launcher in this process takes over a store mid-launch (the first one's
+    threads still live); test_restart.py SIGKILLs a real ``rackpool pool serve``."""
     with running_region(tmp_path, "r1") as region:
         prov = openstack_provider("r1", region.clouds_yaml, "r1")
         cfg = pool_config([prov], timing={"cleanup-interval": 0.3, "tick-interval": 0.05})
