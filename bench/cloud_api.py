@@ -60,12 +60,15 @@ def create_delete(region: RegionProcess, n: int, threads: int) -> None:
     c = conns[0]
     t0 = time.perf_counter()
     deadline = time.monotonic() + 120
+    counts: dict[str, int] = {}
     while time.monotonic() < deadline:
-        active = sum(1 for s in c.compute.servers(details=True) if s.status == "ACTIVE")
-        if active >= len(ids):
+        counts = {}
+        for s in c.compute.servers(details=True):
+            counts[s.status] = counts.get(s.status, 0) + 1
+        if not counts.get("BUILD"):
             break
         time.sleep(0.2)
-    print(f"all {len(ids)} ACTIVE after a further {time.perf_counter() - t0:.2f}s (fake hosts)")
+    print(f"settled after a further {time.perf_counter() - t0:.2f}s (fake hosts): {counts}")
 
     def delete(i: int) -> None:
         for sid in ids[i::threads]:
@@ -132,7 +135,11 @@ def main() -> int:
     ap.add_argument("--listing", type=int, default=10_000)
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as d:
-        hosts = [{"name": f"r1-fake{i}", "build_delay": 0.05} for i in (1, 2)]
+        # room for every benchmark server (the default fake host fits ~256 m1.tiny)
+        hosts = [
+            {"name": f"r1-fake{i}", "build_delay": 0.05, "vcpus": 1024, "ram_mb": 1 << 20}
+            for i in (1, 2)
+        ]
         region = RegionProcess(
             Path(d), page_limit=max(1000, a.listing), fake_hosts=hosts,
             hosts={"heartbeat_interval": 2, "heartbeat_timeout": 60},
