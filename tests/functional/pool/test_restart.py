@@ -44,7 +44,7 @@ def test_sigkilled_mid_launch_restart_completes_request_and_leaks_nothing(tmp_pa
             def building() -> list[Any]:
                 return [s for s in conn.compute.servers() if s.status == "BUILD"]
 
-            server = wait_for(building, 30, "the pool's server in BUILD")[0]  # type: ignore[index]
+            server = wait_for(building, 30, "the pool's server in BUILD")[0]
             first_pid = pool.pid
             pool.kill()  # SIGKILL: no shutdown work at all
             assert conn.compute.get_server(server.id).status == "BUILD"
