@@ -10,7 +10,8 @@ import sys
 from typing import Any
 
 from rackpool.cloud.config import RegionConfig, load_region_config
-from rackpool.core.errors import BadRequest
+from rackpool.core.clock import Timeout, iterate_timeout
+from rackpool.core.errors import BadRequest, TemporaryError
 
 
 def _setup_logging(args: argparse.Namespace, config: RegionConfig) -> None:
@@ -61,6 +62,24 @@ def _admin(args: argparse.Namespace) -> int:
     return 0
 
 
+def _drain(region: Any, name: str, wait: float) -> Any:
+    """Disable ``name``; with ``wait``, poll until none of its instances remain."""
+    host = region.hosts.set_enabled(name, False, reason="drain by admin CLI")
+    if wait <= 0 or host["instances"] == 0:
+        return host
+    try:
+        for _ in iterate_timeout(wait, f"host {name} to drain", interval=0.5):
+            host = region.hosts.host_view(name)
+            if host["instances"] == 0:
+                return host
+    except Timeout:
+        raise TemporaryError(
+            f"host {name} still has {host['instances']} instance(s) after {wait:g}s; it stays "
+            "disabled: wait longer, or delete its instances"
+        ) from None
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
 def _admin_action(region: Any, args: argparse.Namespace) -> Any:
     what, action = args.what, args.action
     if what == "project" and action == "create":
@@ -101,6 +120,8 @@ def _admin_action(region: Any, args: argparse.Namespace) -> Any:
         return region.hosts.set_enabled(
             args.name, action == "enable", reason="disabled by admin CLI"
         )
+    if what == "host" and action == "drain":
+        return _drain(region, args.name, args.wait)
     raise BadRequest(f"unknown admin action: {what} {action}")  # pragma: no cover
 
 
@@ -164,5 +185,11 @@ def register(sub: Any) -> None:
     for act in ("enable", "disable"):
         h = host.add_parser(act)
         h.add_argument("name")
+    h = host.add_parser("drain", help="disable (no new instances) and wait for it to empty")
+    h.add_argument("name")
+    h.add_argument(
+        "--wait", type=float, default=0, metavar="SECONDS",
+        help="wait up to SECONDS for its instances to be deleted (default: do not wait)",
+    )  # fmt: skip
 
     admin.set_defaults(handler=_admin)

@@ -79,3 +79,50 @@ def test_agent_api_needs_the_agent_token(tmp_path: Path) -> None:
         assert httpx.get(f"{r.url}/agent/v1/hosts/h9/instances", headers=good).json() == {
             "instances": []
         }
+
+
+def test_drain_from_the_admin_cli_waits_for_the_host_to_empty(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+    import threading
+
+    import yaml
+
+    with running_region(tmp_path) as r:
+        conn = r.connect()
+        config = tmp_path / "region.yaml"
+        config.write_text(yaml.safe_dump(r.config.model_dump(mode="json")))
+
+        def create(name: str) -> str:
+            s = conn.compute.create_server(name=name, image_id="host", flavor_id="1")
+            return str(conn.compute.wait_for_server(s, interval=0.1, wait=30).id)
+
+        for i in range(4):
+            create(f"d{i}")
+        admin = r.connect(admin=True)
+        on = {s.id: s.compute_host for s in admin.compute.servers(all_projects=True)}
+        busy = next(h for h in set(on.values()) if h)
+        victims = [sid for sid, h in on.items() if h == busy]
+
+        def cli(*args: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [sys.executable, "-m", "rackpool.cli", "cloud", "admin", "--config", str(config),
+                 "host", "drain", busy, *args],
+                capture_output=True, text=True, timeout=60, check=False,
+            )  # fmt: skip
+
+        # not empty within the wait: a clear error, and the host stays disabled
+        short = cli("--wait", "0.5")
+        assert short.returncode != 0
+        assert f"still has {len(victims)} instance(s)" in short.stderr
+        assert "Traceback" not in short.stderr
+        # new servers go elsewhere while draining
+        other = create("after-drain")
+        assert admin.compute.get_server(other).compute_host != busy
+        # deleting its instances (as the pool does when jobs finish) completes the drain
+        deleter = threading.Thread(target=lambda: [conn.delete_server(v) for v in victims])
+        deleter.start()
+        done = cli("--wait", "30")
+        deleter.join()
+        assert done.returncode == 0, done.stderr
+        assert '"instances": 0' in done.stdout and '"enabled": false' in done.stdout
