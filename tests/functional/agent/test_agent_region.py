@@ -32,7 +32,7 @@ def rack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         tmp,
         fake_hosts=[],
         network={"cidr": CIDR},
-        hosts={"heartbeat_interval": 0.5, "heartbeat_timeout": 3, "check_interval": 0.25},
+        hosts={"heartbeat_interval": 0.5, "heartbeat_timeout": 5, "check_interval": 0.25},
     ) as region:
         agents = {}
         for n in (1, 2):
@@ -204,3 +204,40 @@ def test_server_from_an_uploaded_rootfs_tarball(rack):
         wait_for(lambda: conn.compute.find_server(server.id) is None, 30, "server deleted")
     finally:
         conn.delete_image(image.id, wait=True)
+
+
+def test_restarted_agent_reconciles_what_changed_while_it_was_away(rack):
+    """Deleted while the agent was stopped → removed on start; died meanwhile → ERROR."""
+    import subprocess
+
+    conn = rack["conn"]
+    doomed, dying = _create(rack, "node-doomed"), _create(rack, "node-dying")
+    for s in (doomed, dying):
+        wait_for(lambda s=s: _status(conn, s.id) == "ACTIVE", 30, "server ACTIVE")
+
+    agent = _agent_of(rack, doomed.id)
+    host = agent.config_path.parent.name
+    state_dir = agent.config_path.parent / "state"
+    agent.stop()
+    conn.compute.delete_server(doomed)  # the controller wants it gone; nobody is listening
+    agent.start()
+    wait_for(lambda: conn.compute.find_server(doomed.id) is None, 30, "deleted after restart")
+    wait_for(
+        lambda: leftovers(state_dir, doomed.id, f"/rackpool/{host}/{doomed.id}") == [],
+        30, "the doomed instance removed without a trace",
+    )  # fmt: skip
+
+    agent = _agent_of(rack, dying.id)
+    runc_root = agent.config_path.parent / "state" / "runc"
+    agent.stop()
+    killed = subprocess.run(
+        ["runc", "--root", str(runc_root), "kill", dying.id, "KILL"],
+        capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    assert killed.returncode == 0, killed.stderr
+    agent.start()
+    wait_for(lambda: _status(conn, dying.id) == "ERROR", 30, "stopped instance reported")
+    fault = conn.compute.get_server(dying.id).fault
+    assert "stopped on host" in fault["message"], fault
+    conn.compute.delete_server(dying)
+    wait_for(lambda: conn.compute.find_server(dying.id) is None, 30, "deleted")
