@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from rackpool.cli.up import container_unavailable
-from rackpool.core.clock import Timeout, wait_for
+from rackpool.core.clock import wait_for
 from tests.functional.agent.agents import AgentProcess
 from tests.functional.agent.helpers import known_hosts, make_keypair, ssh
 from tests.support.region import AGENT_TOKEN, RegionHandle, running_region
@@ -149,7 +149,7 @@ def _teardown(rack: ContainerRack) -> None:
                 rack.admin.compute.delete_server(s)
         wait_for(lambda: not rack.servers(), 60, "servers deleted")
         wait_for(lambda: not rack.instance_dirs(True), 60, "agents removed their containers")
-    except (Timeout, Exception) as exc:  # noqa: BLE001 - cleanup must go on
+    except Exception as exc:  # noqa: BLE001 - a timeout or a dead API: cleanup must go on
         log.warning("container region cleanup: %s", exc)
     for agent in rack.agents.values():
         agent.stop()
