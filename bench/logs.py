@@ -3,19 +3,24 @@
     .venv/bin/python bench/logs.py [--lines 1000000] [--dir /tmp/rackpool-bench]
 
 Lines go the way production lines go: JSON lines written to log files, read by the
-shipper (parse, redact, analyse) into the SQLite FTS5 index. Then 20 signature
-queries run (count + first page, as the REST API does) and p50/p95 are printed.
+shipper (parse, redact, analyse) into the SQLite FTS5 index. Then some queries must
+find exactly the lines the generated documents say they must (the lines are really
+searchable), and 20 signature queries run (count + first page, as the REST API does)
+and p50/p95 are printed.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import random
 import shutil
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -132,6 +137,53 @@ def make_lines(n: int, start: float, span: float, rng: random.Random) -> list[by
     return out
 
 
+def expected_hits(lines: list[bytes]) -> tuple[dict[str, int], dict[str, Any]]:
+    """What some queries must find, worked out from the generated documents themselves;
+    and one document, to be found whole."""
+    docs = [orjson.loads(line) for line in lines]
+
+    def count(pred: Callable[[dict[str, Any]], bool]) -> int:
+        return sum(1 for d in docs if pred(d))
+
+    def adjacent(msg: str, a: str, b: str) -> bool:
+        return any(x == a and y == b for x, y in itertools.pairwise(msg.split()))
+
+    sample = docs[len(docs) // 3]
+    expected = {
+        "*": len(docs),
+        "loglevel:ERROR": count(lambda d: d["level"] == "ERROR"),
+        'message:"Connection reset by peer"': count(
+            lambda d: d["message"] == "Connection reset by peer"
+        ),
+        'message:"Quota exceeded for cores" AND provider:rack1': count(
+            lambda d: d["message"].startswith("Quota exceeded") and d.get("provider") == "rack1"
+        ),
+        "build_status:FAILURE AND tags:console AND NOT loglevel:INFO": count(
+            lambda d: d.get("build_status") == "FAILURE" and d["level"] != "INFO"
+        ),
+        'message:"libvirt domain" AND module:rackpool.agent*': count(
+            lambda d: (
+                adjacent(d["message"], "libvirt", "domain")
+                and d["logger"].startswith("rackpool.agent")
+            )
+        ),
+        f'request_id:"{sample["request_id"]}" AND host:{sample["host"]}': 1,
+    }
+    return expected, sample
+
+
+def verify(index: SqliteIndex, expected: dict[str, int], sample: dict[str, Any]) -> None:
+    """The lines are searchable: each query finds what the documents say it must."""
+    for query, want in expected.items():
+        got = index.count(parse(query))
+        if got != want:
+            raise SystemExit(f"verify: {query!r} found {got:,} lines, expected {want:,}")
+        print(f"verify: {got:>9,} hits as expected  {query}")
+    (hit,) = index.search(parse(f'request_id:"{sample["request_id"]}"')).hits
+    if hit.fields != {**sample, "loglevel": sample["level"], "module": sample["logger"]}:
+        raise SystemExit(f"verify: the stored line differs: {hit.fields} != {sample}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--lines", type=int, default=1_000_000)
@@ -145,6 +197,7 @@ def main() -> None:
     now = time.time()
     print(f"generating {args.lines:,} lines ...", flush=True)
     lines = make_lines(args.lines, now - 86400, 86400, rng)
+    expected, sample = expected_hits(lines)
     raw_bytes = 0
     per_file = len(lines) // 4 + 1
     for f in range(4):
@@ -171,6 +224,8 @@ def main() -> None:
         f"disk:   {stats.bytes_on_disk / total:.0f} bytes/line on disk "
         f"(raw JSON lines {raw_bytes / total:.0f} bytes/line), {stats.partitions} day partitions"
     )
+
+    verify(index, expected, sample)
 
     sigs = [s.query_text for s in load_signatures([builtin_dir()])] + QUERIES
     sigs = sigs[:20]

@@ -8,7 +8,12 @@ lower-cased. Every other field is a keyword: matched exactly and case-sensitivel
 its whole value (lists such as ``tags`` match on any element).
 
 Index tokens contain only ``[a-z0-9]``, other letters/digits and Unicode private-use
-characters, so SQLite's ``unicode61`` tokenizer sees each of them as exactly one token.
+characters, separated by ASCII white space, so SQLite's ``ascii`` and ``unicode61``
+tokenizers both see each of them as exactly one token.
+
+``level`` and ``logger`` are also indexed (and shown) as ``loglevel`` and ``module``, the
+names elastic-recheck queries use, unless a document has those fields itself. They are
+not stored twice: :func:`shown_fields` adds them back when a document is read.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 TEXT_FIELDS = frozenset({"message"})
+# Field names elastic-recheck queries use for what our JSON lines call level / logger.
+ALIASES = {"level": "loglevel", "logger": "module"}
 # Fields stored with a document but not indexed as keywords.
 UNINDEXED_FIELDS = frozenset({"ts", "message", "exception"})
 _NOT_KEYWORDS = TEXT_FIELDS | UNINDEXED_FIELDS
@@ -58,14 +65,41 @@ _TEXT_ESCAPES = _Escapes(keep_case=False)
 _KEYWORD_ESCAPES = _Escapes(keep_case=True)
 
 
+class _BodyEscapes(dict[int, str]):
+    """str.translate table for text without joiners: ``\\w`` stays, the rest separates.
+
+    Equal to tokenising with ``_WORD`` and escaping with ``_TEXT_ESCAPES`` when the text
+    has none of ``.':,;`` (then a token is a run of ``\\w``), in one pass; ASCII text
+    without ``_`` takes ``str.translate``'s fast path.
+    """
+
+    def __missing__(self, code: int) -> str:
+        ch = chr(code)
+        if "a" <= ch <= "z" or "0" <= ch <= "9" or (code >= 0x80 and ch.isalnum()):
+            out = ch
+        elif ch == "_":
+            out = _TEXT_ESCAPES[code]
+        else:
+            out = "\n"
+        self[code] = out
+        return out
+
+
+_BODY_ESCAPES = _BodyEscapes()
+_JOINER = re.compile(r"[.':,;]")
+
+
 def text_tokens(text: str) -> list[str]:
     """Lucene-style word tokens of free text, lower-cased (readable form)."""
     return _WORD.findall(text.lower())
 
 
 def encode_text(text: str) -> str:
-    """The index form of free text: its tokens, space separated."""
-    return "\n".join(_WORD.findall(text.lower())).translate(_TEXT_ESCAPES)
+    """The index form of free text: its tokens, separated by line breaks."""
+    low = text.lower()
+    if _JOINER.search(low) is None:
+        return low.translate(_BODY_ESCAPES)
+    return "\n".join(_WORD.findall(low)).translate(_TEXT_ESCAPES)
 
 
 def encode_text_token(token: str) -> str:
@@ -103,15 +137,94 @@ def _field_prefix(field: str) -> str:
 
 
 def encode_keywords(fields: Mapping[str, Any]) -> str:
-    """The index form of every keyword field of a document, space separated."""
-    out = []
-    for name, value in fields.items():
-        if name in _NOT_KEYWORDS:
-            continue
-        if type(value) is str:  # the common case, kept fast
-            if value and len(value) <= MAX_KEYWORD_LENGTH:
-                out.append(_field_prefix(name) + value.translate(_KEYWORD_ESCAPES))
-            continue
-        for v in keyword_values(value):
-            out.append(_field_prefix(name) + v.translate(_KEYWORD_ESCAPES))
+    """The index form of every keyword field of a document (and aliases), space separated."""
+    return _encode_keywords(fields)
+
+
+class KeywordEncoder:
+    """:func:`encode_keywords` for many documents: remembers the tokens of values it saw.
+
+    Most keyword values repeat from line to line (level, logger, region, host, build
+    name), so a document's tokens are mostly dictionary look-ups; for ``level`` and
+    ``logger`` one look-up gives the alias's token too. A field whose distinct values
+    overflow ``per_field`` (an id) is not remembered any more; the table of field
+    names starts afresh when it overflows.
+    """
+
+    def __init__(self, per_field: int = 4096) -> None:
+        self.per_field = per_field
+        # field -> value -> token(s); None for fields that are not keywords
+        self._tokens: dict[str, dict[str, str] | None] = {}
+
+    def encode(self, fields: Mapping[str, Any]) -> str:
+        if not _ALIASED.isdisjoint(fields):  # a document that has an alias field itself
+            return _encode_keywords(fields)
+        out = []
+        known = self._tokens
+        for name, value in fields.items():
+            tokens = known.get(name, _UNSEEN)
+            if tokens is _UNSEEN:
+                if len(known) >= self.per_field:
+                    known.clear()
+                tokens = known[name] = None if name in _NOT_KEYWORDS else {}
+            if tokens is None:
+                continue
+            if type(value) is str:  # the common case, kept fast
+                token = tokens.get(value)
+                if token is None:
+                    if not value or len(value) > MAX_KEYWORD_LENGTH:
+                        continue
+                    token = _value_tokens(name, value)
+                    if tokens is not _FORGET:
+                        if len(tokens) < self.per_field:
+                            tokens[value] = token
+                        elif name in ALIASES:
+                            tokens.clear()
+                        else:
+                            known[name] = _FORGET
+                out.append(token)
+            else:
+                out += (_value_tokens(name, v) for v in keyword_values(value))
+        return " ".join(out)
+
+
+_UNSEEN: dict[str, str] = {}  # sentinel: a field KeywordEncoder has not met yet
+_FORGET: dict[str, str] = {}  # never written: the values of a field with too many to keep
+
+
+def _value_tokens(name: str, value: str) -> str:
+    """The token for ``name`` having ``value``, and its alias's if it has one."""
+    escaped = value.translate(_KEYWORD_ESCAPES)
+    alias = ALIASES.get(name)
+    if alias is None:
+        return _field_prefix(name) + escaped
+    return f"{_field_prefix(name)}{escaped} {_field_prefix(alias)}{escaped}"
+
+
+def _encode_keywords(fields: Mapping[str, Any]) -> str:
+    out = [
+        _field_prefix(name) + v.translate(_KEYWORD_ESCAPES)
+        for name, value in fields.items()
+        if name not in _NOT_KEYWORDS
+        for v in keyword_values(value)
+    ]
+    out += (
+        _field_prefix(alias) + v.translate(_KEYWORD_ESCAPES)
+        for name, alias in ALIASES.items()
+        if name in fields and alias not in fields
+        for v in keyword_values(fields[name])
+    )
     return " ".join(out)
+
+
+_ALIASED = frozenset(ALIASES.values())
+
+
+def shown_fields(stored: dict[str, Any]) -> dict[str, Any]:
+    """A stored document as searches show it: aliases added, ``message`` always present."""
+    for name, alias in ALIASES.items():
+        if name in stored and alias not in stored:
+            stored[alias] = stored[name]
+    if "message" not in stored:
+        stored["message"] = ""
+    return stored

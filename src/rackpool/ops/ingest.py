@@ -34,8 +34,6 @@ def may_hold_secret(text: str) -> bool:
     return False
 
 
-# Field names elastic-recheck queries use for what our JSON lines call level / logger.
-ALIASES = {"level": "loglevel", "logger": "module"}
 _TS_FIELDS = ("ts", "@timestamp", "timestamp")
 
 
@@ -57,9 +55,10 @@ def parse_ts(value: Any) -> float | None:
 def clean_fields(
     raw: Mapping[str, Any], defaults: Mapping[str, Any] | None = None, text: str | None = None
 ) -> dict[str, Any]:
-    """Redacted fields with defaults filled in and elastic-recheck aliases added.
+    """Redacted fields with defaults filled in.
 
     ``text`` is the line ``raw`` was parsed from, if any (saves re-serialising it).
+    The index adds the elastic-recheck aliases (``loglevel``, ``module``) itself.
     """
     fields = dict(defaults) if defaults else {}
     fields.update(raw)
@@ -67,10 +66,17 @@ def clean_fields(
         text = orjson.dumps(fields, default=str).decode()
     if may_hold_secret(text):
         fields = {k: redact_value(k, v) for k, v in fields.items()}
-    for name, alias in ALIASES.items():
-        if name in fields and alias not in fields:
-            fields[alias] = fields[name]
     return fields
+
+
+def doc_ts(fields: Mapping[str, Any], now: float) -> float:
+    """The time of a document: its first parseable timestamp field, else ``now``."""
+    for name in _TS_FIELDS:
+        if name in fields:
+            ts = parse_ts(fields[name])
+            if ts is not None:
+                return ts
+    return now
 
 
 def doc_from_fields(
@@ -83,26 +89,36 @@ def doc_from_fields(
     text: str | None = None,
 ) -> LogDoc:
     fields = clean_fields(raw, defaults, text)
-    ts = None
-    for name in _TS_FIELDS:
-        if name in fields:
-            ts = parse_ts(fields[name])
-            if ts is not None:
-                break
-    if "message" not in fields:
-        fields["message"] = ""
-    return LogDoc(ts if ts is not None else now, source, seq, fields)
+    return LogDoc(doc_ts(fields, now), source, seq, fields)
 
 
 def doc_from_line(
-    line: str,
+    line: str | bytes,
     *,
     source: str,
     seq: int,
     now: float,
     defaults: Mapping[str, Any] | None = None,
 ) -> LogDoc:
-    """A JSON log line keeps its fields; any other line becomes ``message``."""
+    """A JSON log line keeps its fields; any other line becomes ``message``.
+
+    Given the line's bytes, a JSON line that needs no redaction and no ``defaults``
+    is stored as it was written (:attr:`LogDoc.stored`), not serialised again.
+    """
+    if isinstance(line, bytes):
+        if line[:1] == b"{":
+            try:
+                parsed = orjson.loads(line)  # also checks that it is UTF-8
+            except orjson.JSONDecodeError:
+                parsed = None
+            if type(parsed) is dict:
+                text = line.decode("utf-8", errors="replace")
+                if defaults or may_hold_secret(text):
+                    return doc_from_fields(
+                        parsed, source=source, seq=seq, now=now, defaults=defaults, text=text
+                    )
+                return LogDoc(doc_ts(parsed, now), source, seq, parsed, line)
+        line = line.decode("utf-8", errors="replace")
     raw: dict[str, Any] | None = None
     if line.startswith("{"):
         try:

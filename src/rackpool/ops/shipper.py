@@ -7,6 +7,11 @@ index stores a line at most once even if it is read twice. The offsets are saved
 crash or restart reading resumes at or before the last committed line: none lost,
 none doubled.
 
+Reading is pipelined: while the index stores one batch of lines (on its writer
+thread, :meth:`LogIndex.submit`), the next is read and parsed; a batch's offset is
+checkpointed when its batch is stored, in order. If storing fails, nothing after the
+last stored batch is checkpointed and every file is read again from its checkpoint.
+
 Rotation: when the path names a new file, the old one is read to its end through the
 handle still open on it (or, after a restart, found again by inode among its
 siblings, e.g. ``pool.log.1``) before the new one is read from the start. A file that
@@ -21,7 +26,9 @@ import logging
 import os
 import threading
 import zlib
-from collections.abc import Mapping
+from collections import deque
+from collections.abc import Iterator, Mapping
+from concurrent.futures import Future
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -31,7 +38,7 @@ from rackpool.ops.index import LogDoc, LogIndex
 from rackpool.ops.ingest import doc_from_line
 
 log = logging.getLogger(__name__)
-READ_CHUNK = 4 * 1024 * 1024
+READ_CHUNK = 8 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -81,6 +88,39 @@ class _Tail:
         self.pos: Position | None = None  # position of self.fh after the last read
 
 
+class _Lines:
+    """The complete lines of a chunk read at ``offset``, parsed as they are iterated.
+
+    The index analyses each document as it comes (:meth:`LogIndex.submit` iterates in
+    the caller's thread), so no list of parsed lines piles up for the garbage collector
+    to traverse again and again. Afterwards ``offset`` is where the next read starts
+    and ``count`` how many documents there were (blank lines are skipped).
+    """
+
+    def __init__(self, data: bytes, offset: int, max_docs: int) -> None:
+        self.data = data
+        self.offset = offset
+        self.count = 0
+        self.max_docs = max_docs
+
+    def docs(self, source: str, now: float, defaults: Mapping[str, Any]) -> Iterator[LogDoc]:
+        offset, count = self.offset, 0
+        for raw in self.data.splitlines(keepends=True):
+            seq = offset
+            offset += len(raw)
+            line = raw.rstrip(b"\r\n")
+            if line[:1] == b"{":  # a JSON line: parsed from its bytes, kept as written
+                yield doc_from_line(line, source=source, seq=seq, now=now, defaults=defaults)
+            elif (text := line.decode("utf-8", errors="replace")).strip():
+                yield doc_from_line(text, source=source, seq=seq, now=now, defaults=defaults)
+            else:
+                continue
+            count += 1
+            if count >= self.max_docs:
+                break
+        self.offset, self.count = offset, count
+
+
 class Shipper:
     """Reads new lines from files matching ``globs`` and adds them to ``index``."""
 
@@ -93,15 +133,18 @@ class Shipper:
         fields: Mapping[str, Any] | None = None,
         clock: Clock | None = None,
         max_lines: int = 20000,
+        max_poll_lines: int = 100_000,
     ) -> None:
         self.index = index
         self.globs = globs
         self.checkpoints = checkpoints
         self.fields = dict(fields or {})
         self.clock = clock or SystemClock()
-        self.max_lines = max_lines
+        self.max_lines = max_lines  # per batch (one index transaction)
+        self.max_poll_lines = max_poll_lines  # per file and poll, so no file starves others
         self._tails: dict[str, _Tail] = {}
         self._saved = checkpoints.load()
+        self._pending: deque[tuple[Future[int], _Tail, Position]] = deque()
 
     def paths(self) -> list[str]:
         found: set[str] = set()
@@ -110,13 +153,21 @@ class Shipper:
         return sorted(found)
 
     def poll(self) -> int:
-        """Ship what is new in every file once; returns how many lines were added."""
+        """Ship what is new in every file once; returns how many lines were added.
+
+        When it returns, they are stored and checkpointed.
+        """
         added = 0
-        for path in self.paths():
-            tail = self._tails.get(path)
-            if tail is None:
-                tail = self._tails[path] = _Tail(path, self._saved.get(path))
-            added += self._ship(tail)
+        try:
+            for path in self.paths():
+                tail = self._tails.get(path)
+                if tail is None:
+                    tail = self._tails[path] = _Tail(path, self._saved.get(path))
+                added += self._ship(tail)
+            self._flush()
+        except BaseException:
+            self._abandon()
+            raise
         return added
 
     def run(self, stop: threading.Event, interval: float = 0.5) -> None:
@@ -143,14 +194,17 @@ class Shipper:
         st = os.fstat(tail.fh.fileno())
         if st.st_size < tail.pos.offset:  # truncated in place: start over
             tail.pos = Position(tail.pos.ino, "", 0)
-        added = self._read(tail, final=False)
+        added = 0
+        while added < self.max_poll_lines and (read := self._read(tail, final=False)):
+            added += read
         try:
             rotated = os.stat(tail.path).st_ino != st.st_ino
         except FileNotFoundError:
             rotated = True
-        if rotated and added < self.max_lines:
+        if rotated and added < self.max_poll_lines:
             while drained := self._read(tail, final=True):
                 added += drained
+            self._flush()
             tail.fh.close()
             tail.fh = None
             tail.committed = None
@@ -182,6 +236,7 @@ class Shipper:
                 old.path = tail.path  # checkpoints and sources stay keyed by the logical path
                 while self._read(old, final=True):
                     pass
+                self._flush()
                 old.fh.close()
                 return
 
@@ -198,25 +253,33 @@ class Shipper:
         if end <= 0:
             return 0
         source = f"{tail.path}#{pos.ino}-{fingerprint}"
-        now = self.clock.now()
-        docs: list[LogDoc] = []
-        offset = pos.offset
-        for raw in data[:end].splitlines(keepends=True):
-            line = raw.rstrip(b"\r\n").decode("utf-8", errors="replace")
-            if line.strip():
-                docs.append(
-                    doc_from_line(line, source=source, seq=offset, now=now, defaults=self.fields)
-                )
-            offset += len(raw)
-            if len(docs) >= self.max_lines:
-                break
-        self.index.add(docs)
-        tail.pos = Position(pos.ino, fingerprint, offset)
-        self._commit(tail)
-        return len(docs)
+        lines = _Lines(data[:end], pos.offset, self.max_lines)
+        future = self.index.submit(lines.docs(source, self.clock.now(), self.fields))
+        tail.pos = Position(pos.ino, fingerprint, lines.offset)
+        self._pending.append((future, tail, tail.pos))
+        if len(self._pending) > 1:  # one batch is stored while the next is read
+            self._commit_oldest()
+        return lines.count
 
-    def _commit(self, tail: _Tail) -> None:
-        assert tail.pos is not None
-        tail.committed = tail.pos
-        self._saved[tail.path] = tail.pos
+    def _commit_oldest(self) -> None:
+        future, tail, pos = self._pending[0]
+        future.result()
+        self._pending.popleft()
+        tail.committed = pos
+        self._saved[tail.path] = pos
         self.checkpoints.save(self._saved)
+
+    def _flush(self) -> None:
+        while self._pending:
+            self._commit_oldest()
+
+    def _abandon(self) -> None:
+        """After a failure: checkpoint nothing more; read every file again from its checkpoint."""
+        for future, _, _ in self._pending:
+            try:
+                future.result()
+            except Exception:  # noqa: S112 - the first failure is the one reported
+                continue
+        self._pending.clear()
+        self.close()
+        self._tails.clear()

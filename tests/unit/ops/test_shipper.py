@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable
+from concurrent.futures import Future
 from pathlib import Path
+from typing import Any, cast
 
+import pytest
+
+from rackpool.ops.errors import IndexUnavailable
+from rackpool.ops.index import LogDoc, LogIndex
 from rackpool.ops.index.sqlite import SqliteIndex
 from rackpool.ops.query import parse
 from rackpool.ops.shipper import CheckpointFile, Shipper
@@ -110,5 +117,50 @@ def test_partial_lines_wait_and_truncation_restarts(tmp_path: Path) -> None:
     _write(log, 100, 2)
     shipper.poll()
     assert _numbers(index) == [0, 1, 2, 3, 100, 101]
+    shipper.close()
+    index.close()
+
+
+class _FlakyIndex:
+    """An index whose ``fail``-th submission fails (after the ones before it were stored)."""
+
+    def __init__(self, index: SqliteIndex, fail: int) -> None:
+        self.index = index
+        self.fail = fail
+        self.submitted = 0
+
+    def submit(self, docs: Iterable[LogDoc]) -> Future[int]:
+        self.submitted += 1
+        if self.submitted != self.fail:
+            return self.index.submit(docs)
+        list(docs)
+        future: Future[int] = Future()
+        future.set_exception(IndexUnavailable("disk full"))
+        return future
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.index, name)
+
+
+def test_a_failed_batch_is_read_again_and_nothing_after_it_is_checkpointed(tmp_path: Path) -> None:
+    (tmp_path / "logs").mkdir()
+    log = tmp_path / "logs" / "pool.log"
+    index = SqliteIndex(tmp_path / "index")
+    flaky = _FlakyIndex(index, fail=3)
+    shipper = Shipper(
+        cast(LogIndex, flaky),
+        [str(tmp_path / "logs" / "*.log")],
+        CheckpointFile(tmp_path / "ckpt.json"),
+        max_lines=10,
+    )
+    _write(log, 0, 55)
+    with pytest.raises(IndexUnavailable):
+        shipper.poll()
+    # batches 1 and 2 were stored and checkpointed; 4 may have been stored, not checkpointed
+    saved = json.loads((tmp_path / "ckpt.json").read_text())[str(log)]
+    assert saved["offset"] == len("".join(log.read_text().splitlines(keepends=True)[:20]))
+    assert _numbers(index)[:20] == list(range(20))
+    assert shipper.poll() == 35
+    assert _numbers(index) == list(range(55))
     shipper.close()
     index.close()

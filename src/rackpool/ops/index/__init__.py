@@ -9,7 +9,8 @@ from :mod:`rackpool.ops.query` and translates it, and must pass the same test ta
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -22,13 +23,16 @@ class LogDoc:
 
     ``source`` names the stream it came from (a log file, ``build_uuid/filename``)
     and ``seq`` orders it within that stream; (source, seq) is unique, so adding a
-    document twice stores it once.
+    document twice stores it once. ``stored``, when given, is ``fields`` as JSON text
+    exactly (the log line they were parsed from); an index may store it as is instead
+    of serialising ``fields`` again.
     """
 
     ts: float
     source: str
     seq: int
     fields: dict[str, Any] = field(default_factory=dict)
+    stored: bytes | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -62,8 +66,17 @@ class IndexStats:
 
 
 class LogIndex(Protocol):
-    def add(self, docs: Sequence[LogDoc]) -> int:
+    def add(self, docs: Iterable[LogDoc]) -> int:
         """Store documents; returns how many were new (duplicates are ignored)."""
+        ...
+
+    def submit(self, docs: Iterable[LogDoc]) -> Future[int]:
+        """:meth:`add` without waiting: the future is done when the documents are stored.
+
+        ``docs`` is iterated once, before this returns. Submissions are stored in
+        order, so a shipper can read its next batch while this one is written, and
+        checkpoint a batch once its future is done.
+        """
         ...
 
     def search(

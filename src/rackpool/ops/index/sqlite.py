@@ -6,14 +6,31 @@ contentless FTS5 table over the analysed message (``body``) and keyword tokens
 that makes adding idempotent and serves context lookups. Retention drops whole day
 files, the way log indices are usually rolled. One lock serialises access: the
 daemon is the only process that opens the files.
+
+Adding is split in two. The caller's thread analyses the documents (tokens, JSON);
+one writer thread owned by the index stores them, a batch per transaction, with a
+few multi-row ``INSERT`` statements. SQLite runs each statement without holding the
+GIL, so the next batch is analysed while this one is written (:meth:`SqliteIndex.submit`).
+
+Schema versions (``PRAGMA user_version``): 0 — the first layout; 2 — the same tables,
+documents stored as the line was written where possible and without the
+``loglevel``/``module`` aliases (:func:`analysis.shown_fields` adds them when read),
+FTS5 tuned for bulk loading, and new files tokenised with FTS5's ``ascii`` tokenizer
+(our tokens are already split and folded; it only has to find the spaces). A
+version-0 file is upgraded in place when opened and keeps its ``unicode61``
+tokenizer, which splits our tokens the same way. A file from a newer rackpool is
+refused, naming the file.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +44,15 @@ from rackpool.ops.index.compile import DocSet, compile_query
 from rackpool.ops.query import Node
 
 DAY = 86400.0
+SCHEMA_VERSION = 2
+# FTS5 settings for bulk loading: a transaction's tokens are flushed as one segment
+# (hashsize, undocumented: skipped if an SQLite does not know it), and segments are
+# merged 8 at a time instead of 4 (automerge).
+_FTS_SETTINGS = (("hashsize", 64 * 1024 * 1024), ("automerge", 8))
+# Rows per INSERT statement. SQLite compiles a multi-row VALUES in time linear in its
+# rows only while every value is a plain ``?``, so ids and source are parameters too.
+_ROWS = 16384
+_WRITERS = 2  # partitions that keep a writer connection (and its page cache) open
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS sources(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
 CREATE TABLE IF NOT EXISTS docs(
@@ -35,9 +61,11 @@ CREATE TABLE IF NOT EXISTS docs(
 CREATE UNIQUE INDEX IF NOT EXISTS docs_src_seq ON docs(src, seq);
 CREATE INDEX IF NOT EXISTS docs_ts ON docs(ts);
 CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts5(
-    body, kw, content='', columnsize=0, tokenize='unicode61 remove_diacritics 0');
+    body, kw, content='', columnsize=0, tokenize='ascii');
 """
 _SELECT = "SELECT d.id, d.ts, s.name, d.seq, d.doc FROM "
+_INSERT_DOCS = "INSERT OR IGNORE INTO docs(id, ts, src, seq, doc) VALUES "
+_INSERT_FTS = "INSERT INTO fts(rowid, body, kw) VALUES "
 
 
 def day_of(ts: float) -> str:
@@ -48,65 +76,146 @@ def _day_start(day: str) -> float:
     return dt.datetime.strptime(day, "%Y%m%d").replace(tzinfo=dt.UTC).timestamp()
 
 
+@dataclass
+class _Batch:
+    """Analysed documents of one day and source, by column, for :meth:`_Shard.write`."""
+
+    day: str
+    source: str
+    ts: list[float] = field(default_factory=list)
+    seq: list[int] = field(default_factory=list)
+    doc: list[bytes] = field(default_factory=list)
+    body: list[str] = field(default_factory=list)
+    kw: list[str] = field(default_factory=list)
+    seen: set[int] = field(default_factory=set)  # seq[:seen_upto], for out-of-order seqs
+    seen_upto: int = 0
+
+    def has(self, seq: int) -> bool:
+        """Whether the batch has ``seq`` already (needed only if it is not the largest)."""
+        if self.seen_upto < len(self.seq):
+            self.seen.update(self.seq[self.seen_upto :])
+            self.seen_upto = len(self.seq)
+        return seq in self.seen
+
+
+def _insert(db: sqlite3.Connection, head: str, width: int, values: list[Any]) -> int:
+    """Run ``head`` + multi-row VALUES over ``values`` (``width`` per row); rows changed."""
+    variables = db.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+    step = min(_ROWS, variables // width) * width
+    changed = 0
+    for at in range(0, len(values), step):
+        chunk = values[at : at + step]
+        sql = head + ",".join(["(" + ",".join("?" * width) + ")"] * (len(chunk) // width))
+        changed += db.execute(sql, chunk).rowcount
+    return changed
+
+
 class _Shard:
     def __init__(self, path: Path, day: str) -> None:
         self.path = path
         self.day = day
         self.start = _day_start(day)
         self.end = self.start + DAY
+        self._writer: sqlite3.Connection | None = None
         try:
-            self.db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=NORMAL")
-            self.db.executescript(_SCHEMA)
+            self.db = self._connect(writer=False)
+            self._migrate()
         except sqlite3.Error as exc:
             raise IndexUnavailable(f"cannot open index partition {path}: {exc}") from exc
         self.sources: dict[str, int] = dict(self.db.execute("SELECT name, id FROM sources"))
-        self.next_id = (self.db.execute("SELECT max(id) FROM docs").fetchone()[0] or 0) + 1
+        self.next_id = self._max_id() + 1
 
-    def source_id(self, name: str) -> int:
-        sid = self.sources.get(name)
-        if sid is None:
-            cur = self.db.execute("INSERT INTO sources(name) VALUES (?)", (name,))
-            sid = self.sources[name] = int(cur.lastrowid or 0)
-        return sid
+    def _connect(self, *, writer: bool) -> sqlite3.Connection:
+        db = sqlite3.connect(
+            self.path,
+            check_same_thread=False,
+            isolation_level=None,
+            # The writer keeps a few statements: the full-size INSERTs stay compiled,
+            # each batch's last, partial ones replace the previous batch's.
+            cached_statements=8 if writer else 128,
+        )
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        # Nothing is deleted row by row (retention unlinks whole files), so there is
+        # nothing to scrub when FTS5 merges segments.
+        db.execute("PRAGMA secure_delete=OFF")
+        if writer:
+            db.execute("PRAGMA cache_size=-32768")
+        return db
 
-    def add(self, docs: list[LogDoc]) -> int:
-        db = self.db
+    @property
+    def writer(self) -> sqlite3.Connection:
+        """The connection that writes: its own, so big INSERTs leave the query cache alone."""
+        if self._writer is None:
+            self._writer = self._connect(writer=True)
+        return self._writer
+
+    def close_writer(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+    def _migrate(self) -> None:
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise IndexUnavailable(
+                f"index partition {self.path} has schema version {version}, newer than "
+                f"this rackpool's {SCHEMA_VERSION}: upgrade rackpool, or move the file away "
+                "(its lines are then no longer searchable)"
+            )
+        if version == SCHEMA_VERSION:
+            return
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    self.db.execute(statement)
+            for name, value in _FTS_SETTINGS:
+                try:
+                    self.db.execute("INSERT INTO fts(fts, rank) VALUES (?, ?)", (name, value))
+                except sqlite3.OperationalError:  # tuning only: works without it, more slowly
+                    continue
+            self.db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+
+    def _max_id(self) -> int:
+        return int(self.db.execute("SELECT max(id) FROM docs").fetchone()[0] or 0)
+
+    def write(self, batch: _Batch) -> int:
+        """Store a batch in one transaction; returns how many documents were new.
+
+        Rows get ids ``next_id``, ``next_id + 1``, … A (source, seq) already stored is
+        skipped by the unique index (``OR IGNORE``), and then so are its tokens.
+        """
+        db = self.writer
+        base = self.next_id
+        size = len(batch.seq)
+        ids = range(base, base + size)
         db.execute("BEGIN IMMEDIATE")
         try:
-            rows, fts = [], []
-            seen: set[tuple[int, int]] = set()
-            by_src: dict[int, list[int]] = {}
-            for d in docs:
-                by_src.setdefault(self.source_id(d.source), []).append(d.seq)
-            for sid, seqs in by_src.items():
-                cur = db.execute(
-                    "SELECT seq FROM docs WHERE src=? AND seq BETWEEN ? AND ?",
-                    (sid, min(seqs), max(seqs)),
-                )
-                seen.update((sid, s) for (s,) in cur)
-            for d in docs:
-                sid = self.sources[d.source]
-                if (sid, d.seq) in seen:
-                    continue
-                seen.add((sid, d.seq))
-                rowid = self.next_id
-                self.next_id += 1
-                f = d.fields
-                body = str(f.get("message", ""))
-                if f.get("exception"):
-                    body += "\n" + str(f["exception"])
-                rows.append((rowid, d.ts, sid, d.seq, orjson.dumps(f, default=str)))
-                fts.append((rowid, analysis.encode_text(body), analysis.encode_keywords(f)))
-            db.executemany("INSERT INTO docs(id, ts, src, seq, doc) VALUES (?,?,?,?,?)", rows)
-            db.executemany("INSERT INTO fts(rowid, body, kw) VALUES (?,?,?)", fts)
+            sid = self.sources.get(batch.source)
+            if sid is None:
+                cur = db.execute("INSERT INTO sources(name) VALUES (?)", (batch.source,))
+                sid = int(cur.lastrowid or 0)
+            docs = zip(ids, batch.ts, itertools.repeat(sid), batch.seq, batch.doc, strict=False)
+            added = _insert(db, _INSERT_DOCS, 5, list(itertools.chain.from_iterable(docs)))
+            fts: Iterable[tuple[int, str, str]] = zip(ids, batch.body, batch.kw, strict=True)
+            if added < size:  # duplicates: index only the rows that were stored
+                stored = {i for (i,) in db.execute("SELECT id FROM docs WHERE id >= ?", (base,))}
+                fts = (row for row in fts if row[0] in stored)
+            _insert(db, _INSERT_FTS, 3, list(itertools.chain.from_iterable(fts)))
             db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
-            self.next_id = (db.execute("SELECT max(id) FROM docs").fetchone()[0] or 0) + 1
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            self.next_id = self._max_id() + 1
             raise
-        return len(rows)
+        self.sources[batch.source] = sid
+        self.next_id = base + size
+        return added
 
     def _where(
         self, docset: DocSet, since: float | None, until: float | None
@@ -152,7 +261,7 @@ class _Shard:
 
     def hit(self, row: tuple[int, float, str, int, bytes]) -> Hit:
         rowid, ts, source, seq, doc = row
-        return Hit(f"{self.day}-{rowid}", ts, source, seq, orjson.loads(doc))
+        return Hit(f"{self.day}-{rowid}", ts, source, seq, analysis.shown_fields(orjson.loads(doc)))
 
     def around(self, source: str, seq: int, before: int, after: int) -> list[Hit]:
         sid = self.sources.get(source)
@@ -173,6 +282,7 @@ class _Shard:
         )
 
     def close(self) -> None:
+        self.close_writer()
         self.db.close()
 
 
@@ -194,6 +304,10 @@ class SqliteIndex:
         self.clock = clock or SystemClock()
         self._lock = threading.RLock()
         self._shards: dict[str, _Shard] = {}
+        self._keywords = analysis.KeywordEncoder()
+        self._prepare_lock = threading.Lock()
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="ops-index-writer")
+        self._writing: list[str] = []  # days with a writer connection open, oldest first
         for p in sorted(self.path.glob("logs-*.db")):
             day = p.stem.removeprefix("logs-")
             self._shards[day] = _Shard(p, day)
@@ -217,19 +331,70 @@ class SqliteIndex:
             return None
         return self.clock.now() - self.max_age_days * DAY
 
-    def add(self, docs: Sequence[LogDoc]) -> int:
+    def add(self, docs: Iterable[LogDoc]) -> int:
+        return self.submit(docs).result()
+
+    def submit(self, docs: Iterable[LogDoc]) -> Future[int]:
+        """Analyse ``docs`` here and now; store them on the writer thread, in order."""
+        batches = self._prepare(docs)
+        try:
+            return self._writer.submit(self._write, batches)
+        except RuntimeError as exc:  # shut down
+            raise IndexUnavailable("the log index is closed") from exc
+
+    def _prepare(self, docs: Iterable[LogDoc]) -> list[_Batch]:
         cutoff = self._cutoff()
-        by_day: dict[str, list[LogDoc]] = {}
-        for d in docs:
-            if cutoff is None or d.ts >= cutoff:
-                by_day.setdefault(day_of(d.ts), []).append(d)
+        batches: dict[tuple[str, str], _Batch] = {}
+        encode_text, dumps = analysis.encode_text, orjson.dumps
+        batch = _Batch("", "")
+        seqs = batch.seq
+        start = end = 0.0
+        with self._prepare_lock:
+            encode_keywords = self._keywords.encode
+            for d in docs:
+                ts = d.ts
+                if cutoff is not None and ts < cutoff:
+                    continue
+                if not start <= ts < end or d.source != batch.source:
+                    day = day_of(ts)
+                    start = _day_start(day)
+                    end = start + DAY
+                    key = (day, d.source)
+                    if key not in batches:
+                        batches[key] = _Batch(day, d.source)
+                    batch = batches[key]
+                    seqs = batch.seq
+                seq = d.seq
+                if seqs and seq <= seqs[-1] and batch.has(seq):
+                    continue  # the first of a (source, seq) counts
+                f = d.fields
+                body = f.get("message", "")
+                if type(body) is not str:
+                    body = str(body)
+                if f.get("exception"):
+                    body += "\n" + str(f["exception"])
+                batch.ts.append(ts)
+                seqs.append(seq)
+                batch.doc.append(d.stored if d.stored is not None else dumps(f, default=str))
+                batch.body.append(encode_text(body))
+                batch.kw.append(encode_keywords(f))
+        return list(batches.values())
+
+    def _write(self, batches: list[_Batch]) -> int:
         added = 0
         with self._lock:
-            for day, batch in by_day.items():
+            for batch in batches:
                 try:
-                    added += self._shard(day).add(batch)
+                    added += self._shard(batch.day).write(batch)
                 except sqlite3.Error as exc:
                     raise IndexUnavailable(f"cannot write to the log index: {exc}") from exc
+                if batch.day in self._writing:
+                    self._writing.remove(batch.day)
+                self._writing.append(batch.day)
+            while len(self._writing) > _WRITERS:  # lines mostly go to today (and yesterday)
+                shard = self._shards.get(self._writing.pop(0))
+                if shard is not None:
+                    shard.close_writer()
         return added
 
     def search(
@@ -321,6 +486,8 @@ class SqliteIndex:
 
     def _drop(self, day: str) -> None:
         shard = self._shards.pop(day)
+        if day in self._writing:
+            self._writing.remove(day)
         shard.close()
         for suffix in ("", "-wal", "-shm"):
             shard.path.with_name(shard.path.name + suffix).unlink(missing_ok=True)
@@ -355,6 +522,7 @@ class SqliteIndex:
                 s.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def close(self) -> None:
+        self._writer.shutdown(wait=True)
         with self._lock:
             for s in self._shards.values():
                 s.close()
