@@ -18,8 +18,12 @@ from typing import Any
 import rackpool
 from rackpool.agent.client import ControllerClient, parse_instance
 from rackpool.agent.config import AgentConfig
-from rackpool.agent.errors import ControllerRejected, ControllerUnavailable, HostNetworkBusy
-from rackpool.agent.images import ImageCache
+from rackpool.agent.errors import (
+    ControllerRejected,
+    ControllerUnavailable,
+    HostNetworkBusy,
+)
+from rackpool.agent.images import ImageCache, fetch_failure
 from rackpool.agent.reconcile import plan
 from rackpool.agent.virt.base import InstanceState, VirtDriver
 from rackpool.agent.virt.factory import make_driver
@@ -187,7 +191,10 @@ class Agent:
         iid = str(entry["id"])
         try:
             spec = parse_instance(entry)
-            image = self.images.prepare(spec.image, self.driver.image_form)
+            try:
+                image = self.images.prepare(spec.image, self.driver.image_form)
+            except RackpoolError as exc:
+                raise fetch_failure(spec.image.id, exc) from exc
             state = self.driver.spawn(
                 spec, image, spec.flavor, spec.network, spec.keys, spec.user_data
             )

@@ -13,6 +13,7 @@ from pathlib import Path
 from rackpool.agent.client import ControllerClient
 from rackpool.agent.errors import ImageError
 from rackpool.agent.virt.base import ImageForm, LocalImage
+from rackpool.core.errors import RackpoolError
 from rackpool.core.instance import ImageSpec
 
 log = logging.getLogger("rackpool.agent.images")
@@ -35,6 +36,13 @@ def verify(path: Path, image: ImageSpec) -> None:
         raise ImageError(f"image {image.id}: md5 {md5.hexdigest()} != expected {image.checksum}")
     if multi and multi.hexdigest() != image.os_hash_value:
         raise ImageError(f"image {image.id}: {algo} mismatch")
+
+
+def fetch_failure(image_id: str, exc: RackpoolError) -> ImageError:
+    """The fault an instance gets when its image cannot be had: one phrase for every
+    cause (download, checksum, unpacking), which the ``rackpool-image-fetch-failure``
+    signature looks for."""
+    return ImageError(f"Failed to fetch image {image_id}: {exc.message}")
 
 
 class ImageCache:

@@ -28,7 +28,7 @@ class SshKeyscan:
                 argv, capture_output=True, text=True, timeout=timeout + 5, check=False
             )
         except (OSError, subprocess.TimeoutExpired) as exc:
-            raise KeyscanError(f"ssh-keyscan {ip}:{port} failed: {exc}") from exc
+            raise KeyscanError(f"ssh-keyscan failed for {ip}:{port}: {exc}") from exc
         keys = []
         for line in out.stdout.splitlines():
             if not line or line.startswith("#"):

@@ -175,8 +175,8 @@ class NodeWork:
             since = task.started if task.submitted is None else task.submitted
             if now - since > prov.config.boot_timeout:
                 raise KeyscanError(
-                    f"boot timeout: no SSH host keys from {node.interface_ip}:"
-                    f"{node.connection_port} within {prov.config.boot_timeout:.0f}s"
+                    f"ssh-keyscan failed: no SSH host keys from {node.interface_ip}:"
+                    f"{node.connection_port} within {prov.config.boot_timeout:.0f}s of boot"
                 )
             timeout = prov.config.keyscan_timeout
             fut = prov.executor.submit(

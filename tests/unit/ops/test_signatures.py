@@ -93,3 +93,38 @@ def test_classifier_matches_failures_and_counts_hits(tmp_path: Path) -> None:
     assert classifier.bug_stats()[0].fails_24h == 0
     store.close()
     index.close()
+
+
+def test_builtin_signatures_recognise_what_rackpool_itself_says(tmp_path: Path) -> None:
+    """Fault texts made by the real code paths, as the pool logs them for a failed launch."""
+    from rackpool.agent.errors import ImageError as AgentImageError
+    from rackpool.agent.images import ImageCache, fetch_failure
+    from rackpool.core.instance import ImageSpec
+    from rackpool.pool.errors import KeyscanError
+    from rackpool.pool.keyscan import SshKeyscan
+
+    with pytest.raises(AgentImageError) as no_image:
+        ImageCache(tmp_path / "cache", None).prepare(ImageSpec(id="img-1", name="img"), "rootfs")
+    with pytest.raises(KeyscanError) as no_keyscan:
+        SshKeyscan(binary=str(tmp_path / "no-such-ssh-keyscan")).scan("127.0.0.1", 22, 1)
+    said = {
+        "n-img": fetch_failure("img-1", no_image.value).message,
+        "n-scan": no_keyscan.value.message,
+    }
+    clock = ManualClock(T0 + 60)
+    index = SqliteIndex(tmp_path / "ix")
+    classifier = Classifier(
+        index, FailureStore(tmp_path / "f.db"), load_signatures([builtin_dir()]), clock=clock
+    )
+    index.add(
+        [
+            LogDoc(T0 + i, "pool", i, {"event": "launch_failed", "node_id": node, "message":
+                   f"launch of node {node} failed (attempt 1 of 3): server x failed: {text}"})
+            for i, (node, text) in enumerate(said.items())
+        ]
+    )  # fmt: skip
+    done = {f.key: f.bugs for f in classifier.run_once()}
+    assert done == {
+        "node:n-img": ("rackpool-image-fetch-failure",),
+        "node:n-scan": ("rackpool-ssh-keyscan-failure",),
+    }, said

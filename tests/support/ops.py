@@ -1,0 +1,65 @@
+"""``rackpool ops serve`` as a child process over some log files, for end-to-end tests.
+
+ops = OpsProcess(tmp_path / "ops", ["/path/to/logs/*.log"]).start()
+httpx.get(ops.url + "/api/failures")
+ops.stop()
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from rackpool.core.clock import wait_for
+from tests.support import procs
+
+
+class OpsProcess:
+    def __init__(self, directory: Path, files: list[str], classify_interval: float = 0.2) -> None:
+        self.dir = directory
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.state_dir = directory / "state"
+        self.config_path = directory / "ops.yaml"
+        config = {
+            "index": {"path": str(directory / "index")},
+            "shipper": {"files": files, "poll_interval": 0.1},
+            "classifier": {"interval": classify_interval},
+            "log": {"json": True, "path": str(directory / "ops.log")},
+        }
+        self.config_path.write_text(yaml.safe_dump(config))
+        self.out_path = directory / "ops.out"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 30) -> OpsProcess:
+        with open(self.out_path, "ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "rackpool.cli", "ops", "serve", "--config",
+                 str(self.config_path), "--state-dir", str(self.state_dir)],
+                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            )  # fmt: skip
+        proc = self.proc
+
+        def serving() -> bool:
+            if proc.poll() is not None:
+                raise RuntimeError(f"ops daemon exited: {self.out_path.read_text()[-2000:]}")
+            return (self.state_dir / "ops.json").exists()
+
+        wait_for(serving, timeout, "the ops daemon to write ops.json")
+        return self
+
+    @property
+    def info(self) -> dict[str, Any]:
+        data: dict[str, Any] = json.loads((self.state_dir / "ops.json").read_text())
+        return data
+
+    @property
+    def url(self) -> str:
+        return str(self.info["url"])
+
+    def stop(self) -> None:
+        procs.stop(self.proc, timeout=15)
