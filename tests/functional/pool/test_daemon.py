@@ -82,3 +82,40 @@ def test_wrong_token_is_refused(static_pool: Path) -> None:
     info = json.loads((static_pool / "pool.json").read_text())
     out = rackpool("node", "list", "--url", info["url"], "--token", "wrong-token")
     assert out.returncode == 1 and "token" in out.stderr
+
+
+def test_pause_resume_and_hold_from_the_cli(static_pool: Path, sshd: Sshd) -> None:
+    state = str(static_pool)
+    info = json.loads((static_pool / "pool.json").read_text())
+    client = httpx.Client(
+        base_url=info["url"], headers={"Authorization": f"Bearer {info['token']}"}, timeout=30
+    )
+    paused = rackpool("provider", "pause", "static1", "--state-dir", state)
+    assert paused.returncode == 0, paused.stderr
+    listed = rackpool("provider", "list", "--json", "--state-dir", state)
+    row = next(p for p in json.loads(listed.stdout) if p["name"] == "static1")
+    assert row["paused"] is True, row
+
+    # the only provider is paused: the request waits (bounded check), it does not fail
+    req = json.loads(rackpool("node", "request", "default", "--state-dir", state).stdout)
+    waited = client.get(f"/api/requests/{req['id']}", params={"wait": 1}).json()
+    assert waited["state"] in ("requested", "pending"), waited
+
+    assert rackpool("provider", "resume", "static1", "--state-dir", state).returncode == 0
+    done = client.get(f"/api/requests/{req['id']}", params={"wait": 20}).json()
+    assert done["state"] == "fulfilled", done
+    node_id = done["nodes"][0]["id"]
+
+    held = rackpool("node", "hold", node_id, "--comment", "debug job 42", "--state-dir", state)
+    assert held.returncode == 0, held.stderr
+    nodes = json.loads(rackpool("node", "list", "--json", "--state-dir", state).stdout)
+    assert [(n["id"], n["state"]) for n in nodes] == [(node_id, "hold")]
+    assert rackpool("node", "release", node_id, "--state-dir", state).returncode == 0
+    # a static host is not deleted: it comes back for the next job once released
+    again = json.loads(
+        rackpool(
+            "node", "request", "default", "--wait", "--timeout", "30", "--state-dir", state
+        ).stdout
+    )
+    assert again["state"] == "fulfilled" and again["nodes"][0]["interface_ip"] == sshd.host
+    client.close()
