@@ -55,13 +55,15 @@ def _search(args: argparse.Namespace) -> int:
 def _tail(args: argparse.Namespace) -> int:
     client = _client(args)
     since: str | None = args.since
-    seen: set[str] = set()
+    seen: set[str] = set()  # ids already printed at the newest timestamp ``since``
     printed = 0
     while True:
         result = client.search(args.query, since=since, size=1000, order="asc")
         for h in result["hits"]:
             if h["id"] in seen:
                 continue
+            if str(h["ts"]) != since:  # a newer instant: older ids cannot come back
+                seen.clear()
             seen.add(h["id"])
             print(format_hit(h), flush=True)
             printed += 1

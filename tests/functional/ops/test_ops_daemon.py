@@ -209,3 +209,32 @@ def test_pushed_build_log_is_classified(ops: dict[str, Any]) -> None:
     assert all("abc123" not in h["message"] for h in hits["hits"])
     bad = httpx.get(f"{url}/api/search", params={"q": "foo~2"})
     assert bad.status_code == 400 and "position 3" in bad.json()["badRequest"]["message"]
+
+
+def test_logs_tail_follows_new_lines(ops: dict[str, Any], pool_log: logging.Logger) -> None:
+    """`rackpool logs tail QUERY` prints lines indexed after it started, once each."""
+    pool_log.info("before the tail: tailmark 0")
+    wait_for(
+        # (not searching for "tailmark": this process logs its own requests into pool.log)
+        lambda: httpx.get(f"{ops['url']}/api/search", params={"q": "before"}).json()["total"],
+        10, "the first line indexed",
+    )  # fmt: skip
+    tail = subprocess.Popen(
+        [sys.executable, "-m", "rackpool.cli", "logs", "tail", "message:tailmark", "--count", "3",
+         "--interval", "0.1", "--state-dir", ops["state"]],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert tail.stdout is not None
+        first = tail.stdout.readline()  # the line from before, within --since 5m
+        assert "tailmark 0" in first
+        pool_log.info("new line: tailmark 1")
+        pool_log.info("new line: tailmark 2")
+        out, err = tail.communicate(timeout=30)
+    finally:
+        if tail.poll() is None:
+            tail.kill()
+            tail.communicate()
+    assert tail.returncode == 0, err
+    lines = [first, *out.splitlines()]
+    assert [ln.split("tailmark ")[1].strip() for ln in lines] == ["0", "1", "2"], lines
