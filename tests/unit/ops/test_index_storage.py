@@ -44,9 +44,8 @@ def test_duplicates_within_and_across_batches(tmp_path: Path) -> None:
     ix.close()
 
 
-def test_batches_larger_than_one_statement(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sqlite_index, "_ROWS", 3)
-    ix = SqliteIndex(tmp_path / "ix")
+def test_batches_larger_than_one_statement(tmp_path: Path) -> None:
+    ix = SqliteIndex(tmp_path / "ix", rows_per_insert=3)
     assert ix.add([_doc(i, f"w{i}") for i in range(10)]) == 10
     assert ix.add([_doc(i, f"again{i}") for i in range(5, 12)]) == 2
     assert _ns(ix) == list(range(12))

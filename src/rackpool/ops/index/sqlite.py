@@ -51,7 +51,7 @@ SCHEMA_VERSION = 2
 _FTS_SETTINGS = (("hashsize", 64 * 1024 * 1024), ("automerge", 8))
 # Rows per INSERT statement. SQLite compiles a multi-row VALUES in time linear in its
 # rows only while every value is a plain ``?``, so ids and source are parameters too.
-_ROWS = 16384
+ROWS_PER_INSERT = 16384
 _WRITERS = 2  # partitions that keep a writer connection (and its page cache) open
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS sources(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
@@ -98,10 +98,11 @@ class _Batch:
         return seq in self.seen
 
 
-def _insert(db: sqlite3.Connection, head: str, width: int, values: list[Any]) -> int:
-    """Run ``head`` + multi-row VALUES over ``values`` (``width`` per row); rows changed."""
+def _insert(db: sqlite3.Connection, head: str, width: int, values: list[Any], rows: int) -> int:
+    """Run ``head`` + multi-row VALUES over ``values`` (``width`` per row, at most ``rows``
+    rows per statement); returns the rows changed."""
     variables = db.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
-    step = min(_ROWS, variables // width) * width
+    step = min(rows, variables // width) * width
     changed = 0
     for at in range(0, len(values), step):
         chunk = values[at : at + step]
@@ -184,7 +185,7 @@ class _Shard:
     def _max_id(self) -> int:
         return int(self.db.execute("SELECT max(id) FROM docs").fetchone()[0] or 0)
 
-    def write(self, batch: _Batch) -> int:
+    def write(self, batch: _Batch, rows_per_insert: int) -> int:
         """Store a batch in one transaction; returns how many documents were new.
 
         Rows get ids ``next_id``, ``next_id + 1``, … A (source, seq) already stored is
@@ -201,12 +202,14 @@ class _Shard:
                 cur = db.execute("INSERT INTO sources(name) VALUES (?)", (batch.source,))
                 sid = int(cur.lastrowid or 0)
             docs = zip(ids, batch.ts, itertools.repeat(sid), batch.seq, batch.doc, strict=False)
-            added = _insert(db, _INSERT_DOCS, 5, list(itertools.chain.from_iterable(docs)))
+            values = list(itertools.chain.from_iterable(docs))
+            added = _insert(db, _INSERT_DOCS, 5, values, rows_per_insert)
             fts: Iterable[tuple[int, str, str]] = zip(ids, batch.body, batch.kw, strict=True)
             if added < size:  # duplicates: index only the rows that were stored
                 stored = {i for (i,) in db.execute("SELECT id FROM docs WHERE id >= ?", (base,))}
                 fts = (row for row in fts if row[0] in stored)
-            _insert(db, _INSERT_FTS, 3, list(itertools.chain.from_iterable(fts)))
+            values = list(itertools.chain.from_iterable(fts))
+            _insert(db, _INSERT_FTS, 3, values, rows_per_insert)
             db.execute("COMMIT")
         except BaseException:
             if db.in_transaction:
@@ -296,8 +299,10 @@ class SqliteIndex:
         max_age_days: float | None = None,
         max_bytes: int | None = None,
         clock: Clock | None = None,
+        rows_per_insert: int = ROWS_PER_INSERT,
     ) -> None:
         self.path = Path(path)
+        self.rows_per_insert = rows_per_insert
         self.path.mkdir(parents=True, exist_ok=True)
         self.max_age_days = max_age_days
         self.max_bytes = max_bytes
@@ -385,7 +390,7 @@ class SqliteIndex:
         with self._lock:
             for batch in batches:
                 try:
-                    added += self._shard(batch.day).write(batch)
+                    added += self._shard(batch.day).write(batch, self.rows_per_insert)
                 except sqlite3.Error as exc:
                     raise IndexUnavailable(f"cannot write to the log index: {exc}") from exc
                 if batch.day in self._writing:
