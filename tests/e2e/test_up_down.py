@@ -6,7 +6,6 @@ does); `rackpool down` removes every trace. Needs root, runc and sshd.
 
 from __future__ import annotations
 
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -15,52 +14,17 @@ from pathlib import Path
 import pytest
 from tests.functional.agent.helpers import known_hosts, ssh
 from tests.support.region import connect
+from tests.support.up import UpProcess
 
 from rackpool.agent.hostnet import link_exists
+from rackpool.agent.virt.container.boot import parse_host_keys
 from rackpool.cli.up import container_unavailable
-from rackpool.core.clock import wait_for
 
 pytestmark = pytest.mark.root
 
 RACKPOOL = [sys.executable, "-m", "rackpool.cli"]
 BRIDGES = ("rpb-r1-h1", "rps-r1")
-
-
-class Up:
-    def __init__(self, state: Path) -> None:
-        self.state = state
-        self.out = state.parent / f"{state.name}.out"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> Up:
-        mark = self.out.stat().st_size if self.out.exists() else 0
-        with open(self.out, "ab") as out:
-            self.proc = subprocess.Popen(
-                [*RACKPOOL, "up", "--state-dir", str(self.state), "--driver", "container",
-                 "--regions", "1", "--hosts", "1", "--no-pool", "--no-ops"],
-                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            )  # fmt: skip
-        wait_for(
-            lambda: self.proc.poll() is not None or b"rackpool is up" in self.text(mark),  # type: ignore[union-attr]
-            60,
-            "rackpool up to start",
-        )
-        assert self.proc.poll() is None, self.text(mark)
-        return self
-
-    def text(self, mark: int = 0) -> bytes:
-        return self.out.read_bytes()[mark:]
-
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            assert self.proc.wait(60) == 0, self.text()
-        finally:
-            if self.proc.poll() is None:
-                self.proc.kill()
-                self.proc.wait(10)
+UP_ARGS = ["--driver", "container", "--regions", "1", "--hosts", "1", "--no-pool", "--no-ops"]
 
 
 def rackpool(*args: str) -> subprocess.CompletedProcess[str]:
@@ -70,14 +34,14 @@ def rackpool(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture
-def up(tmp_path: Path) -> Iterator[Up]:
+def up(tmp_path: Path) -> Iterator[UpProcess]:
     why = container_unavailable()
     if why:
         pytest.skip(why)
     if any(link_exists(b) for b in BRIDGES):
         pytest.skip("another rackpool up owns this machine's r1 bridges")
     state = tmp_path / "state"
-    handle = Up(state)
+    handle = UpProcess(state, UP_ARGS)
     try:
         yield handle
     finally:
@@ -86,18 +50,14 @@ def up(tmp_path: Path) -> Iterator[Up]:
             rackpool("down", "--state-dir", str(state))
 
 
-def test_instances_outlive_up_are_adopted_and_down_removes_everything(up: Up) -> None:
+def test_instances_outlive_up_are_adopted_and_down_removes_everything(up: UpProcess) -> None:
     up.start()
     conn = connect(up.state / "clouds.yaml", "rackpool-r1")
     server = conn.create_server(
         "kept", image="host", flavor="m1.tiny", key_name="default", wait=True, timeout=60
     )
     console = conn.compute.get_server_console_output(server)["output"]
-    block = console.split("-----BEGIN SSH HOST KEY KEYS-----")[1].split("-----END")[0]
-    known = known_hosts(
-        up.state.parent / "known", server.access_ipv4,
-        [" ".join(line.split()[:2]) for line in block.strip().splitlines()],
-    )  # fmt: skip
+    known = known_hosts(up.state.parent / "known", server.access_ipv4, parse_host_keys(console))
     key = up.state / "id_ed25519"
 
     def login() -> str:

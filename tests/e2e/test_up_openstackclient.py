@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -13,38 +12,19 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
-
-from rackpool.core.clock import wait_for
+from tests.support.up import UpProcess
 
 OPENSTACK = str(Path(sys.executable).with_name("openstack"))
 
 
 @pytest.fixture(scope="module")
 def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    state = tmp_path_factory.mktemp("up")
-    out = open(state / "up.out", "wb")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "rackpool.cli", "up", "--state-dir", str(state), "--driver", "fake",
-         "--regions", "2", "--no-pool", "--no-ops"],
-        stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-    )  # fmt: skip
+    args = ["--driver", "fake", "--regions", "2", "--no-pool", "--no-ops"]
+    proc = UpProcess(tmp_path_factory.mktemp("up") / "state", args)
     try:
-        wait_for(
-            lambda: proc.poll() is not None or b"rackpool is up" in (state / "up.out").read_bytes(),
-            60,
-            "rackpool up to start",
-        )
-        assert proc.poll() is None, (state / "up.out").read_text()
-        yield state
+        yield proc.start().state
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            code = proc.wait(30)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-            out.close()
-        assert code == 0, (state / "up.out").read_text()
+        proc.stop(timeout=30)
 
 
 def osc(state: Path, cloud: str, *args: str, fmt: bool = True) -> object:

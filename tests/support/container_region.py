@@ -30,8 +30,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rackpool.agent.config import AgentConfig
+from rackpool.agent.hostnet import remove_host_network
+from rackpool.agent.teardown import remove_container_host
 from rackpool.cli.up import container_unavailable
 from rackpool.core.clock import wait_for
+from rackpool.core.config import load_model
 from tests.functional.agent.agents import AgentProcess
 from tests.functional.agent.helpers import known_hosts, make_keypair, ssh
 from tests.support.region import AGENT_TOKEN, RegionHandle, running_region
@@ -141,8 +145,6 @@ def container_region(
 
 def _teardown(rack: ContainerRack) -> None:
     """Delete every server, destroy leftovers directly, stop agents by PID, drop bridges."""
-    from rackpool.agent.hostnet import remove_host_network
-
     try:
         for s in rack.servers():
             with contextlib.suppress(Exception):
@@ -153,23 +155,13 @@ def _teardown(rack: ContainerRack) -> None:
         log.warning("container region cleanup: %s", exc)
     for agent in rack.agents.values():
         agent.stop()
-    if rack.instance_dirs():
-        _destroy_leftovers(rack)
-    for bridge in rack.bridges.values():
-        remove_host_network(bridge)
-    remove_host_network(next(iter(rack.bridges.values())), rack.switch)
-
-
-def _destroy_leftovers(rack: ContainerRack) -> None:
-    """Containers an agent did not remove (it died?): destroy them with the driver."""
-    from rackpool.agent.virt.container import ContainerConfig, ContainerDriver
-
     for host, agent in rack.agents.items():
-        state = agent.dir / "state"
-        if not list((state / "containers").glob("*")):
+        # containers an agent did not remove (it died?) go with the driver, as in rackpool down
+        try:
+            left = remove_container_host(load_model(agent.config_path, AgentConfig))
+        except Exception as exc:  # noqa: BLE001 - the other hosts must still be removed
+            log.warning("container region cleanup of %s: %s", host, exc)
             continue
-        driver = ContainerDriver(ContainerConfig(), state, host, rack.bridges[host])
-        for inst in driver.list():
-            log.warning("destroying leftover container %s on %s", inst.id, host)
-            with contextlib.suppress(Exception):
-                driver.destroy(inst.id)
+        if left:
+            log.warning("destroyed %d leftover container(s) on %s", left, host)
+    remove_host_network(rack.switch)

@@ -20,7 +20,13 @@ from tests.support import procs
 
 
 class OpsProcess:
-    def __init__(self, directory: Path, files: list[str], classify_interval: float = 0.2) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        files: list[str],
+        classify_interval: float = 0.2,
+        log_path: Path | None = None,
+    ) -> None:
         self.dir = directory
         self.dir.mkdir(parents=True, exist_ok=True)
         self.state_dir = directory / "state"
@@ -29,7 +35,7 @@ class OpsProcess:
             "index": {"path": str(directory / "index")},
             "shipper": {"files": files, "poll_interval": 0.1},
             "classifier": {"interval": classify_interval},
-            "log": {"json": True, "path": str(directory / "ops.log")},
+            "log": {"json": True, "path": str(log_path or directory / "ops.log")},
         }
         self.config_path.write_text(yaml.safe_dump(config))
         self.out_path = directory / "ops.out"

@@ -93,7 +93,7 @@ def ensure_host_network(
 
 
 def remove_host_network(bridge: str, switch: str | None = None) -> None:
-    """Remove what ``ensure_host_network`` made (tests, ``rackpool agent --teardown-network``)."""
+    """Remove what ``ensure_host_network`` made (``rackpool down``, tests); also a lone switch."""
     for name in (short_name("rph", bridge), bridge, *([switch] if switch else [])):
         if link_exists(name):
             run_ip(["link", "del", name], check=False)

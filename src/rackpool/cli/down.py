@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from rackpool.agent.config import AgentConfig
+from rackpool.agent.hostnet import remove_host_network
+from rackpool.agent.teardown import remove_container_host
 from rackpool.core.config import load_model
 from rackpool.core.errors import ConfigError
 
@@ -48,27 +50,9 @@ def down(state: Path, purge: bool = False) -> dict[str, Any]:
     containers = [c for c in configs if c.driver == "container"]
     if containers and os.geteuid() != 0:
         raise ConfigError("removing container instances needs root; run rackpool down as root")
-    removed = 0
-    switches: set[str] = set()
-    for cfg in containers:
-        from rackpool.agent.hostnet import remove_host_network
-        from rackpool.agent.virt.container import ContainerDriver
-
-        agent_state = Path(cfg.state_dir)
-        if agent_state.is_dir():
-            driver = ContainerDriver(cfg.container, agent_state, cfg.host.name, cfg.network.bridge)
-            for inst in driver.list():
-                driver.destroy(inst.id)
-                removed += 1
-        remove_host_network(cfg.network.bridge)
-        if cfg.network.switch:
-            switches.add(cfg.network.switch)
-    if switches:
-        from rackpool.agent.hostnet import link_exists, run_ip
-
-        for sw in sorted(switches):
-            if link_exists(sw):
-                run_ip(["link", "del", sw], check=False)
+    removed = sum(remove_container_host(cfg) for cfg in containers)
+    for switch in sorted({c.network.switch for c in containers if c.network.switch}):
+        remove_host_network(switch)
     if purge:
         shutil.rmtree(state)
     return {"instances_removed": removed, "hosts": len(containers), "purged": purge}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -14,6 +15,7 @@ from tests.functional.agent.helpers import known_hosts, leftovers, make_keypair,
 from tests.support.region import AGENT_TOKEN, running_region
 from tests.support.rootfs import build_rootfs_tarball
 
+from rackpool.agent.virt.container.boot import parse_host_keys
 from rackpool.core.clock import wait_for
 
 pytestmark = pytest.mark.root
@@ -81,16 +83,15 @@ def _status(conn: Any, server_id: str) -> str:
     return str(conn.compute.get_server(server_id).status)
 
 
-def _login(rack: dict[str, Any], server: Any, command: str = "hostname") -> str:
+def _login(rack: dict[str, Any], server: Any, command: str = "hostname", user: str = "root") -> str:
+    """Run ``command`` over SSH, trusting only the host keys the console log printed."""
     conn = rack["conn"]
     server = conn.compute.get_server(server.id)
     address = server.access_ipv4 or next(iter(server.addresses.values()))[0]["addr"]
     console = conn.compute.get_server_console_output(server)["output"]
-    block = console.split("-----BEGIN SSH HOST KEY KEYS-----")[1].split("-----END")[0]
-    keys = [" ".join(line.split()[:2]) for line in block.strip().splitlines()]
-    known = known_hosts(rack["tmp"] / f"known-{server.id}", address, keys)
-    out = ssh(address, rack["key"], known, command)
-    assert out.returncode == 0, out.stderr
+    known = known_hosts(rack["tmp"] / f"known-{server.id}", address, parse_host_keys(console))
+    out = ssh(address, rack["key"], known, command, user=user)
+    assert out.returncode == 0, (out.stderr, console[-1500:])
     return out.stdout.strip()
 
 
@@ -191,12 +192,7 @@ def test_server_from_an_uploaded_rootfs_tarball(rack):
         # the root is the tarball's, not the host's
         assert "ID=rackpool-mini" in _login(rack, server, "cat /etc/os-release")
         # the default user was created from the image's own tools
-        server_now = conn.compute.get_server(server.id)
-        address = server_now.access_ipv4 or next(iter(server_now.addresses.values()))[0]["addr"]
-        known = rack["tmp"] / f"known-{server.id}"
-        as_user = ssh(address, rack["key"], known, "id -un", user="cloud")
-        console = conn.compute.get_server_console_output(server)["output"]
-        assert as_user.stdout.strip() == "cloud", (as_user.stderr, console[-1500:])
+        assert _login(rack, server, "id -un", user="cloud") == "cloud"
         agent = _agent_of(rack, server.id)
         cached = agent.config_path.parent / "state" / "images" / image.id / "image"
         assert cached.read_bytes() == tarball.read_bytes()
@@ -208,8 +204,6 @@ def test_server_from_an_uploaded_rootfs_tarball(rack):
 
 def test_restarted_agent_reconciles_what_changed_while_it_was_away(rack):
     """Deleted while the agent was stopped → removed on start; died meanwhile → ERROR."""
-    import subprocess
-
     conn = rack["conn"]
     doomed, dying = _create(rack, "node-doomed"), _create(rack, "node-dying")
     for s in (doomed, dying):

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import threading
 from pathlib import Path
 
 import httpx
+import yaml
 from tests.support.region import AGENT_TOKEN, running_region
 
 from rackpool.core.clock import wait_for
@@ -82,12 +86,6 @@ def test_agent_api_needs_the_agent_token(tmp_path: Path) -> None:
 
 
 def test_drain_from_the_admin_cli_waits_for_the_host_to_empty(tmp_path: Path) -> None:
-    import subprocess
-    import sys
-    import threading
-
-    import yaml
-
     with running_region(tmp_path) as r:
         conn = r.connect()
         config = tmp_path / "region.yaml"

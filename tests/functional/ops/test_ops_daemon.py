@@ -6,10 +6,7 @@ written the way the pool writes them, through ``setup_logging`` to a log file.
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -18,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+from tests.support.ops import OpsProcess
 
 from rackpool.cli import main
 from rackpool.core.clock import wait_for
@@ -26,47 +24,15 @@ from rackpool.core.logs import setup_logging
 
 @pytest.fixture
 def ops(tmp_path: Path) -> Iterator[dict[str, Any]]:
-    (tmp_path / "logs").mkdir()
-    state = tmp_path / "state"
-    config = tmp_path / "ops.yaml"
-    config.write_text(
-        f"index:\n  path: {tmp_path / 'index'}\n"
-        f"shipper:\n  files: ['{tmp_path / 'logs'}/*.log']\n  poll_interval: 0.1\n"
-        "classifier:\n  interval: 0.2\n"
-        f"log:\n  json: true\n  path: {tmp_path / 'logs' / 'ops.log'}\n"
-    )
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "rackpool.cli",
-            "ops",
-            "serve",
-            "--config",
-            str(config),
-            "--state-dir",
-            str(state),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    daemon = OpsProcess(tmp_path, [f"{logs}/*.log"], log_path=logs / "ops.log")
+    daemon.start()
     try:
-        wait_for(lambda: (state / "ops.json").exists() or proc.poll() is not None, 30, "ops.json")
-        assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
-        info = json.loads((state / "ops.json").read_text())
-        yield {**info, "state": str(state), "logs": tmp_path / "logs", "proc": proc}
+        yield {**daemon.info, "state": str(daemon.state_dir), "logs": logs}
     finally:
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.kill(proc.pid, signal.SIGKILL)
-                proc.wait()
-        if proc.stdout:
-            proc.stdout.close()
-    assert not (state / "ops.json").exists()
+        daemon.stop()
+    assert not (daemon.state_dir / "ops.json").exists()
 
 
 @pytest.fixture
