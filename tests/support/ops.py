@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from rackpool.core.clock import wait_for
 from tests.support import procs
 
 
@@ -42,20 +40,19 @@ class OpsProcess:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 30) -> OpsProcess:
-        with open(self.out_path, "ab") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "rackpool.cli", "ops", "serve", "--config",
-                 str(self.config_path), "--state-dir", str(self.state_dir)],
-                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            )  # fmt: skip
-        proc = self.proc
-
-        def serving() -> bool:
-            if proc.poll() is not None:
-                raise RuntimeError(f"ops daemon exited: {self.out_path.read_text()[-2000:]}")
-            return (self.state_dir / "ops.json").exists()
-
-        wait_for(serving, timeout, "the ops daemon to write ops.json")
+        argv = [
+            "ops",
+            "serve",
+            "--config",
+            str(self.config_path),
+            "--state-dir",
+            str(self.state_dir),
+        ]
+        self.proc = procs.spawn(argv, self.out_path)
+        procs.wait_started(
+            self.proc, (self.state_dir / "ops.json").exists, timeout,
+            "the ops daemon to write ops.json", self.out_path,
+        )  # fmt: skip
         return self
 
     @property

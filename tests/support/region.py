@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import socket
 import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +25,7 @@ import yaml
 from rackpool.cloud.config import RegionConfig
 from rackpool.cloud.region import Region
 from rackpool.cloud.serve import ThreadedRegion
-from rackpool.core.clock import Clock, wait_for
+from rackpool.core.clock import Clock
 from tests.support import procs
 
 AGENT_TOKEN = "test-agent-token-0123456789"
@@ -170,20 +168,12 @@ class RegionProcess:
     def start(self, timeout: float = 20) -> RegionProcess:
         ready = self.state_dir / "ready.json"
         ready.unlink(missing_ok=True)
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "rackpool.cli", "cloud", "serve", "--config",
-                 str(self.config_path), "--ready-file", str(ready)],
-                stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            )  # fmt: skip
-        proc = self.proc
-
-        def started() -> bool:
-            if proc.poll() is not None:
-                raise RuntimeError(f"region exited: {self.log_path.read_text()[-2000:]}")
-            return ready.exists() and _answers(self.url)
-
-        wait_for(started, timeout, f"region {self.name} to start")
+        argv = ["cloud", "serve", "--config", str(self.config_path), "--ready-file", str(ready)]
+        self.proc = procs.spawn(argv, self.log_path)
+        procs.wait_started(
+            self.proc, lambda: ready.exists() and _answers(self.url), timeout,
+            f"region {self.name} to start", self.log_path,
+        )  # fmt: skip
         return self
 
     def kill(self) -> None:

@@ -9,10 +9,9 @@ up.start()           # again, on the same state dir
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
-from rackpool.core.clock import wait_for
+from tests.support import procs
 
 
 class UpProcess:
@@ -24,19 +23,11 @@ class UpProcess:
 
     def start(self, timeout: float = 60) -> UpProcess:
         mark = self.out.stat().st_size if self.out.exists() else 0
-        with open(self.out, "ab") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "rackpool.cli", "up", "--state-dir", str(self.state),
-                 *self.args],
-                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            )  # fmt: skip
-        proc = self.proc
-        wait_for(
-            lambda: proc.poll() is not None or b"rackpool is up" in self.text(mark),
-            timeout,
-            "rackpool up to start",
-        )
-        assert proc.poll() is None, self.text(mark)
+        self.proc = procs.spawn(["up", "--state-dir", str(self.state), *self.args], self.out)
+        procs.wait_started(
+            self.proc, lambda: b"rackpool is up" in self.text(mark), timeout,
+            "rackpool up to start", self.out,
+        )  # fmt: skip
         return self
 
     def text(self, mark: int = 0) -> bytes:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +20,11 @@ class AgentProcess:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> AgentProcess:
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "rackpool.cli", "agent", "--config", str(self.config_path),
-                 "--log-format", "text", "--log-level", "INFO"],
-                stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            )  # fmt: skip
+        self.proc = procs.spawn(
+            ["agent", "--config", str(self.config_path), "--log-format", "text",
+             "--log-level", "INFO"],
+            self.log_path,
+        )  # fmt: skip
         return self
 
     def kill(self) -> None:

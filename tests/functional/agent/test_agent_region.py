@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -11,8 +10,8 @@ from typing import Any
 
 import pytest
 from tests.functional.agent.agents import AgentProcess
-from tests.functional.agent.helpers import known_hosts, leftovers, make_keypair, ssh
-from tests.support.region import AGENT_TOKEN, running_region
+from tests.functional.agent.helpers import known_hosts, leftovers, ssh
+from tests.support.container_region import KEY_NAME, container_region, container_unavailable
 from tests.support.rootfs import build_rootfs_tarball
 
 from rackpool.agent.virt.container.boot import parse_host_keys
@@ -25,54 +24,16 @@ CIDR = "198.19.240.0/24"
 
 @pytest.fixture(scope="module")
 def rack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    from rackpool.agent.hostnet import remove_host_network
-
+    """A region with two container agents (see tests/support/container_region.py)."""
+    why = container_unavailable()
+    if why:
+        pytest.skip(why)
     tmp = tmp_path_factory.mktemp("rack")
-    tag = os.getpid() % 100000
-    switch = f"rpe{tag}s"
-    with running_region(
-        tmp,
-        fake_hosts=[],
-        network={"cidr": CIDR},
-        hosts={"heartbeat_interval": 0.5, "heartbeat_timeout": 5, "check_interval": 0.25},
-    ) as region:
-        agents = {}
-        for n in (1, 2):
-            name = f"r1-h{n}"
-            agents[name] = AgentProcess(
-                tmp / name,
-                {
-                    "controller": {"url": region.url, "token": AGENT_TOKEN},
-                    "host": {"name": name, "vcpus": 32, "ram_mb": 32768, "disk_gb": 100},
-                    "state_dir": str(tmp / name / "state"),
-                    "driver": "container",
-                    "network": {"bridge": f"rpe{tag}h{n}", "switch": switch},
-                    "poll_interval": 0.1,
-                },
-            ).start()
-        key, pub = make_keypair(tmp)
-        conn = region.connect()
-        conn.compute.create_keypair(name="ci-key", public_key=pub)
+    with container_region(tmp, cidr=CIDR, hosts=2) as built:
+        conn = built.region.connect()
         flavor = min(conn.compute.flavors(), key=lambda f: (f.vcpus, f.ram))
-        admin = region.connect(admin=True)
-        wait_for(lambda: len(_hosts_up(region)) == 2, 30, "both agents registered")
-        try:
-            yield {"region": region, "agents": agents, "conn": conn, "admin": admin,
-                   "key": key, "flavor": flavor, "tmp": tmp}  # fmt: skip
-        finally:
-            for s in list(conn.compute.servers()):
-                conn.compute.delete_server(s)
-            wait_for(lambda: not list(conn.compute.servers()), 60, "servers deleted")
-            wait_for(lambda: not _instance_dirs(tmp), 60, "agents removed their instances")
-            for a in agents.values():
-                a.stop()
-            for n in (1, 2):
-                remove_host_network(f"rpe{tag}h{n}")
-            remove_host_network(f"rpe{tag}h1", switch)
-
-
-def _instance_dirs(tmp: Path) -> list[Path]:
-    return [p for p in tmp.glob("r1-h*/state/containers/*")]
+        yield {"region": built.region, "agents": built.agents, "conn": conn,
+               "admin": built.admin, "key": built.key, "flavor": flavor, "tmp": tmp}  # fmt: skip
 
 
 def _hosts_up(region: Any) -> list[str]:
@@ -97,7 +58,7 @@ def _login(rack: dict[str, Any], server: Any, command: str = "hostname", user: s
 
 def _create(rack: dict[str, Any], name: str, **kw: Any) -> Any:
     return rack["conn"].compute.create_server(
-        name=name, image_id="host", flavor_id=rack["flavor"].id, key_name="ci-key",
+        name=name, image_id="host", flavor_id=rack["flavor"].id, key_name=KEY_NAME,
         networks="auto", **kw,
     )  # fmt: skip
 
@@ -163,7 +124,7 @@ def test_twenty_concurrent_servers_across_two_hosts(rack):
 
     def traces() -> list[str]:
         found = []
-        for name in ("r1-h1", "r1-h2"):
+        for name in rack["agents"]:
             state_dir = rack["tmp"] / name / "state"
             for s in servers:
                 found += leftovers(state_dir, s.id, f"/rackpool/{name}/{s.id}")
@@ -182,7 +143,7 @@ def test_server_from_an_uploaded_rootfs_tarball(rack):
     try:
         server = conn.compute.create_server(
             name="node-mini", image_id=image.id, flavor_id=rack["flavor"].id,
-            key_name="ci-key", networks="auto",
+            key_name=KEY_NAME, networks="auto",
         )  # fmt: skip
         status = wait_for(
             lambda: (st := _status(conn, server.id)) in ("ACTIVE", "ERROR") and st, 60, "boot"

@@ -8,9 +8,7 @@ pool.kill(); pool.start()                           # same config, same store
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +16,6 @@ import httpx
 import yaml
 from tests.support import procs
 
-from rackpool.core.clock import wait_for
 from rackpool.pool.client import PoolClient
 
 
@@ -34,20 +31,12 @@ class PoolProcess:
         self._clients: list[PoolClient] = []
 
     def start(self, timeout: float = 20) -> PoolProcess:
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "rackpool.cli", "pool", "serve", "--config",
-                 str(self.config_path)],
-                stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            )  # fmt: skip
-        proc = self.proc
-
-        def serving() -> bool:
-            if proc.poll() is not None:
-                raise RuntimeError(f"pool exited: {self.log()}")
-            return self._discovery().get("pid") == proc.pid
-
-        wait_for(serving, timeout, "the pool daemon to write pool.json")
+        proc = self.proc = procs.spawn(["pool", "serve", "--config", str(self.config_path)],
+                                       self.log_path)  # fmt: skip
+        procs.wait_started(
+            proc, lambda: self._discovery().get("pid") == proc.pid, timeout,
+            "the pool daemon to write pool.json", self.log_path,
+        )  # fmt: skip
         return self
 
     def _discovery(self) -> dict[str, Any]:
