@@ -57,6 +57,10 @@ class Agent:
         self._reported: set[str] = set()
         self._console_sent: dict[str, tuple[int, float]] = {}
         self._lock = threading.Lock()
+        # A heartbeat lists the driver's instances and sends the list with no report in
+        # between: a list taken before a spawn finished, arriving after that spawn's ACTIVE
+        # report, would tell the controller the new instance is gone (docs/agent-api.md).
+        self._report_gate = threading.Lock()
         self._registered = False
         self._heartbeat_interval = 2.0
         self._last_heartbeat = 0.0
@@ -93,12 +97,14 @@ class Agent:
     def tick(self) -> None:
         if not self._registered:
             self.register()
-        actual = {i.id: i for i in self.driver.list()}
         now = time.monotonic()
-        if now - self._last_heartbeat >= self._heartbeat_interval:
-            self.heartbeat(actual)
+        beat = now - self._last_heartbeat >= self._heartbeat_interval
+        if beat:
+            self.heartbeat()
             if not self._registered:
                 return
+        actual = {i.id: i for i in self.driver.list()}
+        if beat:
             self._refresh_consoles(actual, now)
         try:
             desired = self.client.pull(self.host)
@@ -159,17 +165,25 @@ class Agent:
             n.uplink,
         )
 
-    def heartbeat(self, actual: dict[str, InstanceState]) -> None:
-        running = [{"id": i.id, "running": i.running} for i in actual.values()]
-        try:
-            self.client.heartbeat(self.host, running)
-        except ControllerRejected as exc:
-            if exc.status != 404:
-                raise
-            log.warning("controller forgot this host; registering again", extra=self._extra)
-            self._registered = False
-            return
+    def heartbeat(self) -> None:
+        """Tell the controller this host lives and what its driver runs (it faults the rest)."""
+        with self._report_gate:
+            seen = [
+                {"id": i.id, "running": i.running, **({"detail": i.detail} if i.detail else {})}
+                for i in self.driver.list()
+            ]
+            try:
+                resp = self.client.heartbeat(self.host, seen)
+            except ControllerRejected as exc:
+                if exc.status != 404:
+                    raise
+                log.warning("controller forgot this host; registering again", extra=self._extra)
+                self._registered = False
+                return
         self._last_heartbeat = time.monotonic()
+        for iid in resp.get("unknown") or ():
+            log.info("removing instance the controller does not know here", extra=self._ex(iid))
+            self._submit(str(iid), self._destroy, str(iid), False)
 
     # -- work items ----------------------------------------------------------------------
     def _ex(self, iid: str) -> dict[str, str]:
@@ -242,7 +256,8 @@ class Agent:
 
     def _report(self, iid: str, body: dict[str, Any]) -> None:
         try:
-            self.client.report(iid, {"host": self.host, **body})
+            with self._report_gate:
+                self.client.report(iid, {"host": self.host, **body})
         except ControllerRejected as exc:
             if exc.status == 404 and body.get("status") != "DELETED":
                 log.info("controller does not know this instance; removing", extra=self._ex(iid))

@@ -28,6 +28,10 @@ REPORT_STATUSES = ("ACTIVE", "ERROR", "DELETED")
 # its host comes back and reports it running (the instance itself never stopped).
 HOST_DOWN_FAULT = "Host {name} is down: "
 MAX_CONSOLE = 256 * 1024
+# Faults set from a heartbeat's ``instances`` list (docs/agent-api.md).
+INSTANCE_STOPPED_FAULT = "Instance stopped on host {name}: {detail}"
+INSTANCE_GONE_FAULT = "Instance is no longer on host {name}"
+MAX_HEARTBEAT_INSTANCES = 100_000
 
 
 class HostService:
@@ -90,6 +94,15 @@ class HostService:
         }
 
     def heartbeat(self, name: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Record that ``name`` is alive and check what it says runs there.
+
+        With an ``instances`` list (what the host's driver sees), an instance this
+        controller has ACTIVE on the host but the host lists as not running, or not at
+        all, goes ERROR; ids the host lists that are not this host's instances come
+        back as ``unknown`` (the agent removes them). Without the key nothing is checked.
+        """
+        seen = _heartbeat_instances(body)
+        now = self._clock.now()
         with self._engine.begin() as conn:
             row = conn.execute(select(hosts).where(hosts.c.name == name)).mappings().first()
             if row is None:
@@ -97,10 +110,48 @@ class HostService:
             if row["state"] == "down":
                 # A host that was declared down must register again and reconcile.
                 raise NotFound(f"host {name} was marked down; register again")
+            conn.execute(update(hosts).where(hosts.c.name == name).values(last_heartbeat=now))
+            unknown = [] if seen is None else self._check_instances(conn, name, seen, now)
+        out: dict[str, Any] = {"enabled": bool(row["enabled"]), "state": row["state"]}
+        if seen is not None:
+            out["unknown"] = unknown
+        return out
+
+    def _check_instances(
+        self, conn: Any, name: str, seen: dict[str, tuple[bool, str]], now: float
+    ) -> list[str]:
+        """Fault ACTIVE instances the host no longer runs; return ids it should not have."""
+        rows = conn.execute(
+            select(
+                servers.c.id, servers.c.status, servers.c.deleted, servers.c.fault_message
+            ).where(servers.c.host == name)
+        ).all()
+        host_down = HOST_DOWN_FAULT.format(name=name)
+        for iid, status, deleted, old_fault in rows:
+            # BUILD: still spawning; deleted: on its way out; ERROR: already faulted, except
+            # "host down", which would turn ACTIVE again on a report and so gets the real cause
+            if deleted or not (
+                status == "ACTIVE"
+                or (status == "ERROR" and (old_fault or "").startswith(host_down))
+            ):
+                continue
+            if iid not in seen:
+                fault = INSTANCE_GONE_FAULT.format(name=name)
+            elif not seen[iid][0]:
+                fault = INSTANCE_STOPPED_FAULT.format(
+                    name=name, detail=seen[iid][1] or "not running"
+                )
+            else:
+                continue
             conn.execute(
-                update(hosts).where(hosts.c.name == name).values(last_heartbeat=self._clock.now())
-            )
-        return {"enabled": bool(row["enabled"]), "state": row["state"]}
+                update(servers)
+                .where(servers.c.id == iid, servers.c.status == status)
+                .values(status="ERROR", task_state=None, fault_message=fault, fault_code=500,
+                        fault_at=now, updated_at=now)
+            )  # fmt: skip
+            log.warning(fault, extra={"host": name, "instance_id": iid})
+        mine = {r[0] for r in rows}
+        return sorted(i for i in seen if i not in mine)
 
     def pull(self, name: str) -> list[dict[str, Any]]:
         with self._engine.connect() as conn:
@@ -341,6 +392,32 @@ class HostService:
                 }
             )
         return out
+
+
+def _heartbeat_instances(body: Any) -> dict[str, tuple[bool, str]] | None:
+    """The heartbeat's ``instances`` as {id: (running, detail)}; None when not sent."""
+    if body is None:
+        return None
+    if not isinstance(body, dict):
+        raise BadRequest("the heartbeat body must be a JSON object")
+    if "instances" not in body:
+        return None
+    items = body["instances"]
+    if not isinstance(items, list) or len(items) > MAX_HEARTBEAT_INSTANCES:
+        raise BadRequest(f"'instances' must be a list of at most {MAX_HEARTBEAT_INSTANCES} objects")
+    seen: dict[str, tuple[bool, str]] = {}
+    for n, item in enumerate(items):
+        if (
+            not isinstance(item, dict)
+            or not isinstance(item.get("id"), str)
+            or not isinstance(item.get("running"), bool)
+        ):
+            raise BadRequest(
+                f"'instances[{n}]' must be an object with 'id' (string) and 'running' (boolean)"
+            )
+        detail = item.get("detail")
+        seen[item["id"]] = (item["running"], str(detail)[:500] if detail else "")
+    return seen
 
 
 def _req_str(body: dict[str, Any], key: str) -> str:

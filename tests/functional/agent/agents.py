@@ -1,13 +1,32 @@
-"""Agents as child processes (``rackpool agent --config``) so tests can kill them."""
+"""Agents as child processes (``rackpool agent --config``) so tests can kill them.
+
+``fake_rack`` needs no root: a region controller in this process on a loopback port
+and ``rackpool agent`` processes with the ``fake`` driver talking to it over HTTP, with
+short heartbeats so host down/up takes seconds::
+
+    with fake_rack(tmp_path, hosts=1) as rack:
+        rack.conn                          # openstacksdk, the ci project
+        rack.agents["fk-h1"].kill()        # the host goes silent
+        rack.instance_file("fk-h1", sid)   # the fake driver's record of one instance
+"""
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 from tests.support import procs
+from tests.support.region import AGENT_TOKEN, RegionHandle, running_region
+
+from rackpool.core.clock import wait_for
+
+# Heartbeats every 0.2 s; a host silent for 2 s is down (checked every 0.1 s).
+FAST_HOSTS = {"heartbeat_interval": 0.2, "heartbeat_timeout": 2.0, "check_interval": 0.1}
 
 
 class AgentProcess:
@@ -33,5 +52,55 @@ class AgentProcess:
     def stop(self) -> None:
         procs.stop(self.proc, timeout=15)
 
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-3000:]
+
+
+def fake_agent_config(url: str, host: str, state_dir: Path) -> dict[str, Any]:
+    return {
+        "controller": {"url": url, "token": AGENT_TOKEN, "timeout": 5},
+        "host": {"name": host, "vcpus": 16, "ram_mb": 32768, "disk_gb": 200},
+        "state_dir": str(state_dir),
+        "driver": "fake",
+        "poll_interval": 0.05,
+    }
+
+
+@dataclass
+class FakeRack:
+    region: RegionHandle
+    agents: dict[str, AgentProcess]
+    conn: Any  # openstacksdk Connection, ci project
+    admin: Any  # openstacksdk Connection, admin project
+
+    def instance_file(self, host: str, server_id: str) -> Path:
+        """The fake driver's record of ``server_id`` on ``host`` (exists while it runs)."""
+        return self.agents[host].dir / "state" / "fake" / f"{server_id}.json"
+
+    def host_states(self) -> dict[str, str]:
+        """Host name → up/down, as an admin sees it through ``os-hypervisors``."""
+        return {h.name: h.state for h in self.admin.compute.hypervisors(details=True)}
+
+    def wait_hosts(self, expected: dict[str, str], timeout: float = 20) -> None:
+        wait_for(lambda: self.host_states() == expected, timeout, f"hosts {expected}")
+
+
+@contextlib.contextmanager
+def fake_rack(tmp: Path, hosts: int = 1, name: str = "fk") -> Iterator[FakeRack]:
+    """A region with ``hosts`` fake-driver agents (processes); all stopped afterwards."""
+    with running_region(tmp, name, fake_hosts=[], hosts=FAST_HOSTS) as region:
+        agents: dict[str, AgentProcess] = {}
+        rack = FakeRack(region, agents, region.connect(), region.connect(admin=True))
+        try:
+            for n in range(1, hosts + 1):
+                host = f"{name}-h{n}"
+                cfg = fake_agent_config(region.url, host, tmp / host / "state")
+                agents[host] = AgentProcess(tmp / host, cfg).start()
+            rack.wait_hosts({h: "up" for h in agents})
+            yield rack
+        finally:
+            for agent in agents.values():
+                agent.stop()

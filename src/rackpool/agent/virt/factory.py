@@ -16,7 +16,7 @@ def make_driver(config: AgentConfig) -> VirtDriver:
     if config.driver == "fake":
         from rackpool.agent.virt.fake import FakeDriver
 
-        return FakeDriver(config.fake)
+        return FakeDriver(config.fake, state / "fake")
     if config.driver == "libvirt":
         # raises DriverUnavailable when libvirt-python is missing or libvirtd unreachable
         from rackpool.agent.virt.libvirt.adapter import LibvirtDriver
