@@ -10,8 +10,8 @@ and the ops index shipping every daemon's logs. Writes ``DIR/clouds.yaml`` with
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
+import logging
 import os
 import secrets
 import shutil
@@ -19,50 +19,23 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import httpx
 import yaml
 
+from rackpool.cli import readiness
 from rackpool.cli.down import UP_PID_FILE, running_up
-from rackpool.core.errors import ConfigError, TemporaryError
+from rackpool.cli.supervise import Daemon, StopSignal, Supervisor
+from rackpool.core.errors import ConfigError
+from rackpool.core.logs import setup_logging
 
 STATE_ENV = "RACKPOOL_STATE_DIR"
-
-
-@dataclass
-class Daemon:
-    name: str
-    argv: list[str]
-    log: Path
-    env: dict[str, str] = field(default_factory=dict)
-    proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.log.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "rackpool.cli", *self.argv],
-                stdin=subprocess.DEVNULL, stdout=out, stderr=out,
-                env={**os.environ, "PYTHONUNBUFFERED": "1", **self.env},
-                start_new_session=True,
-            )  # fmt: skip
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def stop(self, timeout: float = 15) -> None:
-        if not self.alive():
-            return
-        assert self.proc is not None
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5)
+log = logging.getLogger("rackpool.up")
 
 
 @dataclass
@@ -183,31 +156,6 @@ def clouds(plans: list[RegionPlan]) -> dict[str, Any]:
     return {"clouds": out}
 
 
-def _wait_http(url: str, what: str, daemon: Daemon, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not daemon.alive():
-            raise TemporaryError(f"{what} exited during start-up; see {daemon.log}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(url, timeout=1).status_code < 500:
-                return
-        time.sleep(0.1)
-    raise TemporaryError(f"{what} did not answer at {url} within {timeout:.0f}s; see {daemon.log}")
-
-
-def _wait_file(path: Path, what: str, daemon: Daemon, timeout: float = 30) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not daemon.alive():
-            raise TemporaryError(f"{what} exited during start-up; see {daemon.log}")
-        if path.exists():
-            with contextlib.suppress(ValueError):
-                data: dict[str, Any] = json.loads(path.read_text())
-                return data
-        time.sleep(0.1)
-    raise TemporaryError(f"{what} did not start within {timeout:.0f}s; see {daemon.log}")
-
-
 def ensure_keypair(plan: RegionPlan, state: Path) -> Path:
     """A 'default' keypair in every region's ci project; the private key in DIR/id_ed25519."""
     key = state / "id_ed25519"
@@ -217,12 +165,7 @@ def ensure_keypair(plan: RegionPlan, state: Path) -> Path:
             check=True,
         )
     public = (state / "id_ed25519.pub").read_text().strip()
-    auth = {"auth": {"identity": {"methods": ["password"], "password": {"user": {
-        "name": "ci", "domain": {"name": "Default"}, "password": plan.ci_password}}},
-        "scope": {"project": {"name": "ci", "domain": {"name": "Default"}}}}}  # fmt: skip
-    r = httpx.post(f"{plan.url}/identity/v3/auth/tokens", json=auth, timeout=10)
-    r.raise_for_status()
-    h = {"X-Auth-Token": r.headers["X-Subject-Token"]}
+    h = {"X-Auth-Token": readiness.token(plan.url, "ci", plan.ci_password, "ci")}
     if httpx.get(f"{plan.url}/compute/v2.1/os-keypairs/default", headers=h).status_code == 404:
         body = {"keypair": {"name": "default", "public_key": public}}
         httpx.post(f"{plan.url}/compute/v2.1/os-keypairs", json=body, headers=h).raise_for_status()
@@ -241,8 +184,10 @@ def agent_config(plan: RegionPlan, j: int, state: Path) -> dict[str, Any]:
 
 
 def pool_config(
-    plans: list[RegionPlan], state: Path, host_keys: bool, hosts: int
+    plans: list[RegionPlan], state: Path, host_keys: bool, hosts: int, port: int
 ) -> dict[str, Any]:
+    """The pool over every region; ``port`` is picked once per ``up`` so a restarted
+    pool answers at the same URL."""
     labels = [
         {"name": "default", "cloud-image": "host", "flavor-name": "m1.small",
          "key-name": "default", "username": "root"},
@@ -253,7 +198,7 @@ def pool_config(
         "pool-name": "rackpool-up",
         "state-dir": str(state),
         "store": str(state / "pool" / "pool.sqlite"),
-        "api": {"listen": "127.0.0.1", "port": 0, "token": secrets.token_urlsafe(18)},
+        "api": {"listen": "127.0.0.1", "port": port, "token": secrets.token_urlsafe(18)},
         "labels": [{"name": "default", "min-ready": 1}, {"name": "tiny", "min-ready": 0}],
         "providers": [
             {
@@ -274,29 +219,35 @@ def pool_config(
     }
 
 
-def ops_config(state: Path) -> dict[str, Any]:
+def ops_config(state: Path, port: int) -> dict[str, Any]:
     return {
         "index": {"path": str(state / "ops" / "index")},
         "shipper": {"files": [str(state / "logs" / "*.jsonl")]},
-        "api": {"listen": "127.0.0.1", "port": 0},
+        "api": {"listen": "127.0.0.1", "port": port},
         "log": {"json": True, "path": str(state / "logs" / "ops.log")},
         "state_dir": str(state),
     }
 
 
 class Up:
-    def __init__(self, args: argparse.Namespace) -> None:
+    def __init__(self, args: argparse.Namespace, stop: StopSignal) -> None:
         self.args = args
+        self.stop = stop
         self.state = Path(args.state_dir or os.environ.get(STATE_ENV) or "state").resolve()
-        self.daemons: list[Daemon] = []
         self.logs = self.state / "logs"
+        self.sup = Supervisor(stop)
 
-    def _daemon(self, name: str, argv: list[str], jsonl: bool = True) -> Daemon:
+    def _daemon(
+        self, name: str, argv: list[str], discovery: Path | None = None, jsonl: bool = False
+    ) -> Daemon:
+        """Start a supervised daemon; a restart first drops its dead predecessor's
+        discovery file, so ``pool.json``/``ops.json`` never name a dead pid."""
+        before = None if discovery is None else lambda: discovery.unlink(missing_ok=True)
         log = self.logs / (f"{name}.jsonl" if jsonl else f"{name}.log")
-        d = Daemon(name, argv, log)
-        d.start()
-        self.daemons.append(d)
-        return d
+        return self.sup.start(name, argv, log, before)
+
+    def _wait(self, check: Callable[[], list[str]], what: str, timeout: float = 60) -> None:
+        readiness.wait_until(check, what, self.stop, self.sup.daemons, timeout)
 
     def choose_driver(self) -> str:
         driver: str = self.args.driver
@@ -310,7 +261,7 @@ class Up:
             return "fake"
         return driver
 
-    def run(self) -> int:
+    def claim_state(self) -> None:
         a = self.args
         if a.regions < 1 or a.hosts < 1:
             raise ConfigError("--regions and --hosts must be at least 1")
@@ -319,66 +270,111 @@ class Up:
         if other is not None and other != os.getpid():
             raise ConfigError(f"rackpool up (pid {other}) already runs on {self.state}")
         _write(self.state / UP_PID_FILE, json.dumps({"pid": os.getpid()}))
+        self.logs.mkdir(parents=True, exist_ok=True)
+        setup_logging("up", json=True, path=str(self.logs / "up.jsonl"))
+        for noisy in ("httpx", "httpcore", "alembic"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+
+    def run(self) -> int:
+        """Start everything, wait until it is usable, say so, then supervise until stopped."""
+        self.claim_state()
         driver = self.choose_driver()
-        plans = plan_regions(self.state, a.regions)
-        for p in plans:
-            cfg = region_config(p, a.hosts, driver)
-            path = _write(p.state / "region.yaml", yaml.safe_dump(cfg), private=True)
-            bootstrap_region(p, cfg)
-            d = self._daemon(
-                f"cloud-{p.name}",
-                [
-                    "cloud",
-                    "serve",
-                    "--config",
-                    str(path),
-                    "--log-file",
-                    str(self.logs / f"cloud-{p.name}.jsonl"),
-                ],
-                jsonl=False,
-            )
-            _wait_http(p.url + "/", f"region {p.name}", d)
+        plans = plan_regions(self.state, self.args.regions)
+        since = {p.name: self.start_region(p, driver) for p in plans}
         clouds_yaml = _write(
             self.state / "clouds.yaml", yaml.safe_dump(clouds(plans)), private=True
         )
         key = None
         for p in plans:
             key = ensure_keypair(p, self.state)
+            self.stop.check()
         if driver == "container":
-            for p in plans:
-                for j in range(1, a.hosts + 1):
-                    cfg = agent_config(p, j, self.state)
-                    path = _write(
-                        self.state / "agents" / f"{cfg['host']['name']}.yaml",
-                        yaml.safe_dump(cfg),
-                        True,
-                    )
-                    log = self.logs / f"agent-{cfg['host']['name']}.jsonl"
-                    self._daemon(
-                        f"agent-{cfg['host']['name']}",
-                        ["agent", "--config", str(path), "--log-file", str(log)],
-                        jsonl=False,
-                    )
-        pool_url = ops_url = None
-        if not a.no_ops:
-            path = _write(self.state / "ops.yaml", yaml.safe_dump(ops_config(self.state)), True)
-            (self.state / "ops.json").unlink(missing_ok=True)
-            d = self._daemon("ops", ["ops", "serve", "--config", str(path)], jsonl=False)
-            ops_url = _wait_file(self.state / "ops.json", "ops daemon", d)["url"]
-        if not a.no_pool:
-            cfg = pool_config(plans, self.state, host_keys=driver == "container", hosts=a.hosts)
-            path = _write(self.state / "pool.yaml", yaml.safe_dump(cfg), True)
-            (self.state / "pool.json").unlink(missing_ok=True)
-            d = self._daemon("pool", ["pool", "serve", "--config", str(path)])
-            pool_url = _wait_file(self.state / "pool.json", "pool daemon", d)["url"]
-        self._print(plans, clouds_yaml, driver, key, pool_url, ops_url)
-        return self._supervise()
+            self.start_agents(plans)
+        ops = None if self.args.no_ops else self.start_ops()
+        disabled = self.wait_hosts(plans, since)
+        pool_url = None if self.args.no_pool else self.start_pool(plans, driver)
+        ops_url = None if ops is None else self.wait_ops(ops)
+        self._print(plans, clouds_yaml, driver, key, pool_url, ops_url, disabled)
+        log.info("rackpool is up", extra={"event": "up_ready"})
+        self.sup.run()
 
-    def _print(self, plans, clouds_yaml, driver, key, pool_url, ops_url) -> None:  # type: ignore[no-untyped-def]
+    def start_region(self, p: RegionPlan, driver: str) -> float:
+        """Start region ``p``; returns the time from which its hosts' reports count."""
+        cfg = region_config(p, self.args.hosts, driver)
+        path = _write(p.state / "region.yaml", yaml.safe_dump(cfg), private=True)
+        bootstrap_region(p, cfg)
+        self.stop.check()
+        since = time.time()
+        log_file = str(self.logs / f"cloud-{p.name}.jsonl")
+        self._daemon(
+            f"cloud-{p.name}", ["cloud", "serve", "--config", str(path), "--log-file", log_file]
+        )
+        self._wait(partial(readiness.http_missing, p.url + "/"), f"region {p.name}", 30)
+        return since
+
+    def start_agents(self, plans: list[RegionPlan]) -> None:
+        for p in plans:
+            for j in range(1, self.args.hosts + 1):
+                cfg = agent_config(p, j, self.state)
+                name = cfg["host"]["name"]
+                path = _write(self.state / "agents" / f"{name}.yaml", yaml.safe_dump(cfg), True)
+                log_file = str(self.logs / f"agent-{name}.jsonl")
+                self._daemon(
+                    f"agent-{name}", ["agent", "--config", str(path), "--log-file", log_file]
+                )
+                self.stop.check()
+
+    def wait_hosts(self, plans: list[RegionPlan], since: dict[str, float]) -> list[str]:
+        """Wait until every planned host can take servers; returns disabled ones."""
+        disabled: list[str] = []
+        for p in plans:
+            admin = readiness.token(p.url, "admin", p.admin_password, "admin")
+            names = [f"{p.name}-h{j}" for j in range(1, self.args.hosts + 1)]
+            check = partial(readiness.hosts_missing, p.url, admin, names, since[p.name])
+            self._wait(check, f"region {p.name}'s hosts")
+            disabled += readiness.disabled_hosts(p.url, admin)
+        return disabled
+
+    def start_ops(self) -> Daemon:
+        cfg = ops_config(self.state, _free_port())
+        path = _write(self.state / "ops.yaml", yaml.safe_dump(cfg), True)
+        state_file = self.state / "ops.json"
+        state_file.unlink(missing_ok=True)
+        return self._daemon("ops", ["ops", "serve", "--config", str(path)], state_file)
+
+    def wait_ops(self, d: Daemon) -> str:
+        url = str(self._discovery(d, self.state / "ops.json", "the log index")["url"])
+        self._wait(partial(readiness.ops_missing, url), "the log index")
+        return url
+
+    def start_pool(self, plans: list[RegionPlan], driver: str) -> str:
+        cfg = pool_config(plans, self.state, driver == "container", self.args.hosts, _free_port())
+        path = _write(self.state / "pool.yaml", yaml.safe_dump(cfg), True)
+        state_file = self.state / "pool.json"
+        state_file.unlink(missing_ok=True)
+        d = self._daemon("pool", ["pool", "serve", "--config", str(path)], state_file, jsonl=True)
+        info = self._discovery(d, state_file, "the pool")
+        self._wait(partial(readiness.pool_missing, info["url"], info["token"]), "the pool")
+        return str(info["url"])
+
+    def _discovery(self, d: Daemon, path: Path, what: str) -> dict[str, Any]:
+        def missing() -> list[str]:
+            return [] if readiness.discovery(path, d.pid) else [f"{path.name} not written yet"]
+
+        self._wait(missing, what)
+        info = readiness.discovery(path, d.pid)
+        assert info is not None
+        return info
+
+    def _print(
+        self, plans: list[RegionPlan], clouds_yaml: Path, driver: str, key: Path | None,
+        pool_url: str | None, ops_url: str | None, disabled: list[str],
+    ) -> None:  # fmt: skip
         st = self.state
         lines = [
             f"rackpool is up ({len(plans)} region(s), {self.args.hosts} {driver} host(s) each); state in {st}",
             *(f"  region {p.name}: {p.url}  (instances in {p.cidr})" for p in plans),
+            *(f"  host {h} is disabled: it takes no new servers" for h in disabled),
             f"  clouds.yaml: {clouds_yaml}",
             f"    export OS_CLIENT_CONFIG_FILE={clouds_yaml}",
             f"    openstack --os-cloud rackpool-{plans[0].name} server create --image host "
@@ -399,40 +395,26 @@ class Up:
         )
         print("\n".join(lines), flush=True)
 
-    def _supervise(self) -> int:
-        stopping = False
-
-        def _stop(signum: int, frame: Any) -> None:
-            nonlocal stopping
-            stopping = True
-
-        signal.signal(signal.SIGTERM, _stop)
-        signal.signal(signal.SIGINT, _stop)
-        reported: set[str] = set()
-        while not stopping:
-            for d in self.daemons:
-                if not d.alive() and d.name not in reported:
-                    reported.add(d.name)
-                    print(f"rackpool up: {d.name} exited; see {d.log}", file=sys.stderr, flush=True)
-            time.sleep(0.2)
-        self.shutdown()
-        print("rackpool up: stopped", flush=True)
-        return 0
-
     def shutdown(self) -> None:
-        for d in reversed(self.daemons):
-            d.stop()
+        self.sup.stop_all()
         if running_up(self.state) == os.getpid():
             (self.state / UP_PID_FILE).unlink(missing_ok=True)
 
 
 def _run(args: argparse.Namespace) -> int:
-    up = Up(args)
+    stop = StopSignal()
+    stop.install()  # first: a signal at any later moment still reaches shutdown()
+    up = Up(args, stop)
     try:
         return up.run()
     except BaseException:
+        if stop.signum is not None:
+            print(f"rackpool up: {signal.Signals(stop.signum).name}: stopping", flush=True)
         up.shutdown()
-        raise
+        if not stop.requested:
+            raise
+    print("rackpool up: stopped", flush=True)
+    return 0
 
 
 def register(sub: Any) -> None:

@@ -60,6 +60,10 @@ def bind(config: PoolConfig) -> socket.socket:
     return sock
 
 
+def _exit_on_signal(signum: int, frame: object) -> None:
+    raise SystemExit(0)
+
+
 def serve(config_path: str, level: str = "INFO") -> int:
     config = load(config_path)
     token = config.api.resolve_token()
@@ -76,6 +80,9 @@ def serve(config_path: str, level: str = "INFO") -> int:
     launcher.start()
     discovery = write_discovery(config.state_dir, url, token) if config.state_dir else None
     log.info("pool %s serving at %s", config.pool_name, url, extra={"event": "pool_started"})
+    # uvicorn re-raises the SIGTERM it caught once it has shut down; with the default
+    # action that would kill us before the cleanup below (pool.json left naming a dead pid).
+    signal.signal(signal.SIGTERM, _exit_on_signal)
     try:
         server.run(sockets=[sock])
     finally:

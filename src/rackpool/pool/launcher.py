@@ -260,6 +260,7 @@ class Launcher:
                 consecutive_errors=p.health.consecutive_errors,
                 nodes=sum(1 for n in nodes if n.provider == p.name),
                 priority=p.config.priority,
+                quota_known=p.quota_known,
             )
             for p in self.providers.values()
         }

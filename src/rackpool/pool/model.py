@@ -168,6 +168,7 @@ class ProviderStatus:
     consecutive_errors: int
     nodes: int
     priority: int
+    quota_known: bool  # limits and usage read: the provider can launch (rackpool up waits)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
