@@ -12,8 +12,9 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from rackpool.cloud.api import agent, compute, identity, image
+from rackpool.cloud.api import agent, compute, identity, image, network, quotas, services
 from rackpool.cloud.api.common import JSON, fault, identity_fault
+from rackpool.cloud.ports import PortService
 from rackpool.cloud.region import Region
 from rackpool.core.errors import BadRequest, NotFound, RackpoolError
 
@@ -24,11 +25,21 @@ async def _rackpool_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RackpoolError)
     if request.url.path.startswith("/identity"):
         return identity_fault(exc)
+    if request.url.path.startswith("/network"):
+        return network.neutron_fault(exc)
     return fault(exc)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
+    if request.url.path.startswith("/network") and exc.status_code in (404, 405):
+        if exc.status_code == 405:
+            bad = BadRequest(f"Method {request.method} is not allowed on {request.url.path}")
+            bad.code = 405
+            return network.neutron_fault(bad)
+        return network.neutron_fault(
+            NotFound(f"The resource could not be found: {request.url.path}")
+        )
     if exc.status_code == 404:
         return fault(NotFound(f"The resource could not be found: {request.url.path}"))
     if exc.status_code == 405:
@@ -71,7 +82,10 @@ def build_app(region: Region, run_background: bool = True) -> Starlette:
         routes=[Route("/", root, methods=["GET"])]
         + identity.routes
         + compute.routes
+        + quotas.routes
+        + services.routes
         + image.routes
+        + network.routes
         + agent.routes,
         exception_handlers={
             RackpoolError: _rackpool_error,
@@ -81,4 +95,5 @@ def build_app(region: Region, run_background: bool = True) -> Starlette:
         lifespan=lifespan,
     )
     app.state.region = region
+    app.state.ports = PortService(region.engine, region.config)
     return app

@@ -10,7 +10,8 @@ from starlette.routing import Route
 
 from rackpool.cloud import views
 from rackpool.cloud.api.common import JSON, auth, base_url, body_json, region_of
-from rackpool.core.errors import BadRequest, NotFound
+from rackpool.cloud.ports import NETWORK_NAME, PortService
+from rackpool.core.errors import BadRequest
 
 PREFIX = "/compute/v2.1"
 
@@ -117,10 +118,36 @@ async def servers_list(request: Request) -> Response:
     return JSON(body)
 
 
+def _check_network_refs(request: Request, body: Any) -> None:
+    """A requested network must be the region's one network (by id or name); there are
+    no ports to pick, since each server gets its own."""
+    s = body.get("server") if isinstance(body, dict) else None
+    nets = s.get("networks") if isinstance(s, dict) else None
+    if not isinstance(nets, list):
+        return
+    ports: PortService = request.app.state.ports
+    net_id = ports.network.id
+    for i, net in enumerate(nets):
+        if not isinstance(net, dict):
+            continue  # the compute service names the field
+        if "port" in net:
+            raise BadRequest(
+                f"Port {net['port']} could not be found (networks[{i}].port): ports are made "
+                "by server create; ask for a network instead."
+            )
+        ref = net.get("uuid")
+        if isinstance(ref, str) and ref not in (net_id, NETWORK_NAME):
+            raise BadRequest(
+                f"Network {ref} could not be found (networks[{i}].uuid); this region has "
+                f"one network, {NETWORK_NAME} ({net_id})."
+            )
+
+
 async def server_create(request: Request) -> Response:
     ctx = auth(request)
     region = region_of(request)
     body = await body_json(request)
+    _check_network_refs(request, body)
     ids = region.compute.create_servers(ctx, body)
     base = _api(request)
     if isinstance(body.get("server"), dict) and body["server"].get("return_reservation_id"):
@@ -211,36 +238,13 @@ async def keypair_delete(request: Request) -> Response:
     return Response(status_code=202)
 
 
-# -- limits, quotas, zones, hypervisors ----------------------------------------
+# -- limits, zones ------------------------------------------------------------
 async def limits(request: Request) -> Response:
     ctx = auth(request)
     project = request.query_params.get("tenant_id") or ctx.project_id
     if project != ctx.project_id:
         region_of(request).compute.require_admin(ctx)
     return JSON({"limits": region_of(request).compute.limits(project)})
-
-
-async def quota_get(request: Request) -> Response:
-    ctx = auth(request)
-    region = region_of(request)
-    pid = request.path_params["project_id"]
-    if pid != ctx.project_id:
-        region.compute.require_admin(ctx)
-    with region.engine.connect() as conn:
-        q = region.compute.quota(conn, pid)
-    return JSON({"quota_set": {"id": pid, **q}})
-
-
-async def quota_put(request: Request) -> Response:
-    ctx = auth(request)
-    region = region_of(request)
-    region.compute.require_admin(ctx)
-    body = await body_json(request)
-    qs = body.get("quota_set") if isinstance(body, dict) else None
-    if not isinstance(qs, dict):
-        raise BadRequest("'quota_set' is a required property and must be an object.")
-    q = region.compute.set_quota(request.path_params["project_id"], qs)
-    return JSON({"quota_set": q})
 
 
 async def zones(request: Request) -> Response:
@@ -255,44 +259,6 @@ async def zones(request: Request) -> Response:
             for z in names
         ]}
     )  # fmt: skip
-
-
-def _hypervisor(h: dict[str, Any], detail: bool) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "id": h["id"],
-        "hypervisor_hostname": h["name"],
-        "state": h["state"],
-        "status": "enabled" if h["enabled"] else "disabled",
-    }
-    if detail:
-        body.update(
-            vcpus=h["vcpus"], vcpus_used=h["vcpus_used"], memory_mb=h["ram_mb"],
-            memory_mb_used=h["ram_mb_used"], local_gb=h["disk_gb"], local_gb_used=h["disk_gb_used"],
-            running_vms=h["instances"], hypervisor_type=h["driver"], hypervisor_version=1,
-            host_ip="127.0.0.1", service={"host": h["name"], "id": h["id"], "disabled_reason": h["disabled_reason"]},
-            free_ram_mb=h["ram_mb"] - h["ram_mb_used"], free_disk_gb=h["disk_gb"] - h["disk_gb_used"],
-            current_workload=0, disk_available_least=h["disk_gb"] - h["disk_gb_used"], cpu_info="{}",
-        )  # fmt: skip
-    return body
-
-
-async def hypervisors(request: Request) -> Response:
-    ctx = auth(request)
-    region = region_of(request)
-    region.compute.require_admin(ctx)
-    detail = request.url.path.endswith("/detail")
-    return JSON({"hypervisors": [_hypervisor(h, detail) for h in region.hosts.list_hosts()]})
-
-
-async def hypervisor_get(request: Request) -> Response:
-    ctx = auth(request)
-    region = region_of(request)
-    region.compute.require_admin(ctx)
-    hid = request.path_params["hid"]
-    for h in region.hosts.list_hosts():
-        if hid in (h["id"], h["name"]):
-            return JSON({"hypervisor": _hypervisor(h, True)})
-    raise NotFound(f"Hypervisor with ID {hid} could not be found.")
 
 
 async def images_proxy(request: Request) -> Response:
@@ -333,12 +299,7 @@ routes = [
     Route(P + "/os-keypairs/{name}", keypair_get, methods=["GET"]),
     Route(P + "/os-keypairs/{name}", keypair_delete, methods=["DELETE"]),
     Route(P + "/limits", limits, methods=["GET"]),
-    Route(P + "/os-quota-sets/{project_id}", quota_get, methods=["GET"]),
-    Route(P + "/os-quota-sets/{project_id}", quota_put, methods=["PUT"]),
     Route(P + "/os-availability-zone", zones, methods=["GET"]),
     Route(P + "/os-availability-zone/detail", zones, methods=["GET"]),
-    Route(P + "/os-hypervisors", hypervisors, methods=["GET"]),
-    Route(P + "/os-hypervisors/detail", hypervisors, methods=["GET"]),
-    Route(P + "/os-hypervisors/{hid}", hypervisor_get, methods=["GET"]),
     Route(P + "/images", images_proxy, methods=["GET"]),
 ]

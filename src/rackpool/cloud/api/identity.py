@@ -43,6 +43,7 @@ def catalog(base: str, region: str, project_id: str) -> list[dict[str, Any]]:
         ("image", "glance", f"{base}/image"),
         ("volumev3", "cinderv3", f"{base}/volume/v3/{project_id}"),
         ("block-storage", "cinder", f"{base}/volume/v3/{project_id}"),
+        ("network", "neutron", f"{base}/network"),
     ]
     return [
         {
