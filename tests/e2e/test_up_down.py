@@ -6,6 +6,7 @@ does); `rackpool down` removes every trace. Needs root, runc and sshd.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -33,21 +34,51 @@ def rackpool(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.fixture
-def up(tmp_path: Path) -> Iterator[UpProcess]:
+def _up(tmp_path: Path, args: list[str]) -> Iterator[UpProcess]:
     why = container_unavailable()
     if why:
         pytest.skip(why)
     if any(link_exists(b) for b in BRIDGES):
         pytest.skip("another rackpool up owns this machine's r1 bridges")
     state = tmp_path / "state"
-    handle = UpProcess(state, UP_ARGS)
+    handle = UpProcess(state, args)
     try:
         yield handle
     finally:
         handle.stop()
         if state.exists():
             rackpool("down", "--state-dir", str(state))
+
+
+@pytest.fixture
+def up(tmp_path: Path) -> Iterator[UpProcess]:
+    yield from _up(tmp_path, UP_ARGS)
+
+
+@pytest.fixture
+def up_with_pool(tmp_path: Path) -> Iterator[UpProcess]:
+    yield from _up(tmp_path, ["--driver", "container", "--hosts", "2", "--no-ops"])
+
+
+def test_a_server_and_a_node_right_after_up_succeed_on_container_hosts(
+    up_with_pool: UpProcess,
+) -> None:
+    up = up_with_pool.start()
+    key = up.state / "id_ed25519"
+
+    conn = connect(up.state / "clouds.yaml", "rackpool-r1")
+    server = conn.create_server(
+        "first", image="host", flavor="m1.tiny", key_name="default", wait=True, timeout=60
+    )
+    assert server.status == "ACTIVE"
+
+    out = rackpool("node", "request", "default", "--wait", "--timeout", "120",
+                   "--state-dir", str(up.state))  # fmt: skip
+    assert out.returncode == 0, out.stdout + out.stderr
+    (node,) = json.loads(out.stdout)["nodes"]
+    known = known_hosts(up.state.parent / "known-node", node["interface_ip"], node["host_keys"])
+    login = ssh(node["interface_ip"], key, known, "true")
+    assert login.returncode == 0, login.stderr
 
 
 def test_instances_outlive_up_are_adopted_and_down_removes_everything(up: UpProcess) -> None:
