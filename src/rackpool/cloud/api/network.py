@@ -91,16 +91,18 @@ def _port(p: Port, admin: bool) -> dict[str, Any]:
 
 
 # -- list filtering as Neutron does it -------------------------------------------------
+def _fixed_ip_pairs(wanted: list[str]) -> list[tuple[str, str]]:
+    pairs = [tuple(w.split("=", 1)) for w in wanted]
+    if any(len(p) != 2 or p[0] not in ("ip_address", "subnet_id") for p in pairs):
+        raise BadRequest("fixed_ips filters look like fixed_ips=ip_address=ADDR or subnet_id=ID")
+    return [(p[0], p[1]) for p in pairs]
+
+
 def _matches(item: dict[str, Any], key: str, wanted: list[str]) -> bool:
     if key == "fixed_ips":
-        pairs = [w.split("=", 1) for w in wanted]
-        if any(len(pair) != 2 or pair[0] not in ("ip_address", "subnet_id") for pair in pairs):
-            raise BadRequest(
-                "fixed_ips filters look like fixed_ips=ip_address=ADDR or subnet_id=ID"
-            )
         return all(
-            any(ip.get(k) == v for ip in item["fixed_ips"]) for k, v in pairs
-        )  # fmt: skip
+            any(ip.get(k) == v for ip in item["fixed_ips"]) for k, v in _fixed_ip_pairs(wanted)
+        )
     value = item[key]
     if isinstance(value, bool):
         return str(value).lower() in {w.lower() for w in wanted}
@@ -121,6 +123,8 @@ def listing(
             continue
         if key not in keys:
             raise BadRequest(f"[{key}] is invalid attribute for filtering")
+        if key == "fixed_ips":
+            _fixed_ip_pairs(wanted)
         items = [i for i in items if _matches(i, key, wanted)]
     body: dict[str, Any] = {}
     if "limit" in params:
