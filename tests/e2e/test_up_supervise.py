@@ -85,20 +85,16 @@ def test_a_server_and_a_node_requested_right_after_up_says_so_succeed(make_up: A
     assert ip_address(node["interface_ip"]) in INSTANCES
 
 
-def test_a_killed_pool_is_restarted_at_the_same_url(make_up: Any) -> None:
-    up = make_up("--hosts", "1", "--no-ops").start()
+def restarted_pool(up: UpProcess, old_pid: int) -> dict[str, Any]:
+    """Wait until pool.json names a new pool, a child of up, whose API answers."""
     discovery = up.state / "pool.json"
-    before = json.loads(discovery.read_text())
-    assert before["pid"] in up.children()
 
-    os.kill(before["pid"], signal.SIGKILL)  # the pool daemon this test's up started
-
-    def restarted() -> dict[str, Any] | None:
+    def serving() -> dict[str, Any] | None:
         try:
             now: dict[str, Any] = json.loads(discovery.read_text())
         except (OSError, ValueError):
             return None
-        if now["pid"] == before["pid"] or now["pid"] not in up.children():
+        if now["pid"] == old_pid or now["pid"] not in up.children():
             return None
         with_token = {"Authorization": f"Bearer {now['token']}"}
         try:
@@ -107,22 +103,38 @@ def test_a_killed_pool_is_restarted_at_the_same_url(make_up: Any) -> None:
             return None
         return now if ok.status_code == 200 else None
 
-    after = wait_for(restarted, 30, "up to restart the pool at the same URL")
-    assert isinstance(after, dict)
-    assert (after["url"], after["token"]) == (before["url"], before["token"])
-    said = up.text(up.mark).decode()
-    assert f"pool (pid {before['pid']}) was killed by SIGKILL" in said
-    assert f"pool restarted (pid {after['pid']}" in said
-    events = [
-        json.loads(line) for line in (up.state / "logs" / "up.jsonl").read_text().splitlines()
-    ]
-    assert any(e.get("event") == "daemon_restarted" and e.get("daemon") == "pool" for e in events)
+    found = wait_for(serving, 30, "up to restart the pool")
+    assert isinstance(found, dict)
+    return found
 
+
+def test_a_killed_pool_is_restarted_at_the_same_url_with_backoff(make_up: Any) -> None:
+    up = make_up("--hosts", "1", "--no-ops").start()
+    first = json.loads((up.state / "pool.json").read_text())
+    assert first["pid"] in up.children()
+
+    os.kill(first["pid"], signal.SIGKILL)  # the pool daemon this test's up started
+    second = restarted_pool(up, first["pid"])
+    assert (second["url"], second["token"]) == (first["url"], first["token"])
     assert request_node(up.state)["state"] == "fulfilled"  # the restarted pool serves
 
+    os.kill(second["pid"], signal.SIGKILL)  # dies again soon: up waits longer
+    third = restarted_pool(up, second["pid"])
+    assert third["url"] == first["url"]
+
+    said = up.text(up.mark).decode()
+    assert f"pool (pid {first['pid']}) was killed by SIGKILL" in said
+    assert f"pool restarted (pid {second['pid']}, restart 1)" in said
+    assert "restarting in 0.5s" in said and "restarting in 1.0s" in said
+    logged = [
+        json.loads(line) for line in (up.state / "logs" / "up.jsonl").read_text().splitlines()
+    ]
+    restarts = [e["pid"] for e in logged if e.get("event") == "daemon_restarted"]
+    assert restarts == [second["pid"], third["pid"]]
+
     up.stop()
-    assert gone(up) == {}, "the restarted pool outlived up"
-    assert not discovery.exists()
+    assert gone(up) == {}, "a restarted pool outlived up"
+    assert not (up.state / "pool.json").exists()
 
 
 @pytest.mark.parametrize(
