@@ -84,6 +84,21 @@ class FakeRack:
         """Host name → up/down, as an admin sees it through ``os-hypervisors``."""
         return {h.name: h.state for h in self.admin.compute.hypervisors(details=True)}
 
+    def last_heartbeat(self, host: str) -> float:
+        """When the controller last heard ``host`` (admin host API, controller clock)."""
+        resp = self.admin.session.get(
+            f"{self.region.url}/admin/v1/hosts", headers={"X-Auth-Token": self.admin.auth_token}
+        )
+        return float(next(h for h in resp.json()["hosts"] if h["name"] == host)["last_heartbeat"])
+
+    def wait_heartbeats(self, host: str, count: int = 2, timeout: float = 10) -> None:
+        """Wait until the controller has heard ``count`` more heartbeats from ``host``."""
+        for _ in range(count):
+            seen = self.last_heartbeat(host)
+            wait_for(
+                lambda seen=seen: self.last_heartbeat(host) > seen, timeout, f"heartbeat of {host}"
+            )
+
     def wait_hosts(self, expected: dict[str, str], timeout: float = 20) -> None:
         wait_for(lambda: self.host_states() == expected, timeout, f"hosts {expected}")
 

@@ -90,6 +90,20 @@ def test_agent_builds_and_deletes_a_server_over_http(rack):
     assert rack.host_states() == {HOST: "up"}
 
 
+def test_servers_built_at_once_all_stay_active(rack):
+    """Heartbeats sent while spawns report never make a fresh server look gone."""
+    servers = [_create(rack, f"node-{i}") for i in range(30)]
+
+    def all_active() -> bool:
+        statuses = {s.id: s.status for s in rack.conn.compute.servers()}
+        assert "ERROR" not in statuses.values(), statuses
+        return all(statuses.get(s.id) == "ACTIVE" for s in servers)
+
+    wait_for(all_active, 30, "30 servers ACTIVE")
+    rack.wait_heartbeats(HOST, 2)
+    assert all_active()
+
+
 def test_restarted_agent_adopts_running_instances(rack):
     kept, doomed = _create(rack, "node-kept"), _create(rack, "node-doomed")
     for s in (kept, doomed):
