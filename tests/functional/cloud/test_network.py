@@ -82,6 +82,29 @@ def test_the_port_goes_with_its_server(conn: Any) -> None:
         conn.network.delete_port(port.id, ignore_missing=False)
 
 
+def test_ports_page_with_limit_and_marker(conn: Any, raw: Raw) -> None:
+    srv = conn.compute.create_server(
+        name="paged", image_id="host", flavor_id="1", min_count=3, max_count=3
+    )
+    mine = [s for s in conn.compute.servers() if s.name.startswith("paged")]
+    try:
+        assert len(mine) == 3
+        net = conn.network.find_network("public")
+        # openstacksdk follows ports_links page by page; the filter stays on every page
+        paged = list(conn.network.ports(limit=1, network_id=net.id))
+        ids = {s.id for s in mine}
+        assert {p.device_id for p in paged} >= ids and len(paged) == len({p.id for p in paged})
+        first = raw.get("/network/v2.0/ports", params={"limit": 1, "network_id": net.id}).json()
+        assert len(first["ports"]) == 1
+        assert f"network_id={net.id}" in first["ports_links"][0]["href"]
+    finally:
+        for s in mine:
+            conn.compute.delete_server(s.id)
+        for s in mine:
+            conn.compute.wait_for_delete(s, wait=30)
+    assert srv.id in ids
+
+
 def test_ports_are_project_scoped(conn: Any, admin: Any, other: Any, server: Any) -> None:
     (port,) = list(conn.network.ports(device_id=server.id))
     assert list(other.network.ports()) == []

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlencode
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -141,7 +142,8 @@ def listing(
                 items = items[ids.index(marker) + 1 :]
             if len(items) > limit:
                 items = items[:limit]
-                q = f"limit={limit}&marker={items[-1]['id']}"
+                kept = [(k, v) for k, v in request.query_params.multi_items() if k != "marker"]
+                q = urlencode([*kept, ("marker", items[-1]["id"])])
                 href = f"{base_url(request)}{PREFIX}/{collection}?{q}"
                 body[f"{collection}_links"] = [{"rel": "next", "href": href}]
     if "fields" in params:
