@@ -37,7 +37,8 @@ def _nova(
     compute: ComputeService, engine: Any, target: str
 ) -> tuple[dict[str, int], dict[str, int]]:
     with engine.connect() as conn:
-        return compute.quota(conn, target), compute.usage(conn, target)
+        limits, usage = compute.quota(conn, target), compute.usage(conn, target)
+    return limits | {"metadata_items": METADATA_ITEMS}, usage | {"metadata_items": 0}
 
 
 async def nova_get(request: Request) -> Response:
