@@ -6,7 +6,7 @@ standard :mod:`logging` module and passes correlation ids with ``extra=``::
     log.warning("launch failed: %s", fault, extra={"node_id": n, "event": "launch_failed"})
 
 Secrets are redacted inside the formatters, so nothing unredacted reaches a file,
-a terminal or the index (see :func:`redact`). Pure stdlib; the only I/O is the
+a terminal or the index (see :mod:`rackpool.core.secrets`). Pure stdlib; the only I/O is the
 handler :func:`setup_logging` installs.
 """
 
@@ -15,14 +15,25 @@ from __future__ import annotations
 import json as _json
 import logging
 import logging.handlers
-import re
 import socket
 import sys
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-REDACTED = "***"
+from rackpool.core.secrets import REDACTED, is_secret_key, redact
+
+__all__ = [
+    "CORRELATION_FIELDS",
+    "REDACTED",
+    "JsonFormatter",
+    "HumanFormatter",
+    "is_secret_key",
+    "iso_utc",
+    "redact",
+    "redact_value",
+    "setup_logging",
+]
 
 # Correlation ids, in the order they are written. Other ``extra=`` keys are kept too.
 CORRELATION_FIELDS = (
@@ -44,65 +55,6 @@ _RECORD_ATTRS = frozenset(vars(logging.LogRecord("x", logging.INFO, "x", 0, "x",
     "asctime",
     "taskName",
 }
-
-_SECRET_KEY = (
-    r"(?:[A-Za-z0-9_.-]*(?:password|passwd|passphrase|secret|token|api[_-]?key|"
-    r"private[_-]?key|credentials?)s?|authorization|user[_-]?data|x-auth-token|"
-    r"x-subject-token)"
-)
-_SECRET_KEY_RE = re.compile(rf"^{_SECRET_KEY}$", re.IGNORECASE)
-_SCHEME = r"(?:(?:bearer|basic|token|negotiate|digest)\s+)?"
-_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
-    # PEM private keys, terminated or cut off.
-    (
-        re.compile(
-            r"-----BEGIN ([A-Z0-9 ]*)PRIVATE KEY-----.*?(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|\Z)",
-            re.DOTALL,
-        ),
-        r"-----BEGIN \1PRIVATE KEY-----" + REDACTED + r"-----END \1PRIVATE KEY-----",
-    ),
-    # key: "value" / 'key'='value' / "key": "value" (JSON, dict reprs, headers).
-    (
-        re.compile(
-            rf"(?P<k>[\"']?\b{_SECRET_KEY}[\"']?\s*[:=]\s*)(?P<q>[\"'])(?:\\.|(?!(?P=q)).)*(?P=q)",
-            re.IGNORECASE | re.DOTALL,
-        ),
-        rf"\g<k>\g<q>{REDACTED}\g<q>",
-    ),
-    # key=value, key: value, Authorization: Bearer value (unquoted, up to a separator).
-    (
-        re.compile(
-            rf"(?P<k>\b{_SECRET_KEY}\s*[:=]\s*)(?![\"']){_SCHEME}[^\s,;&}}\]\"']+",
-            re.IGNORECASE,
-        ),
-        rf"\g<k>{REDACTED}",
-    ),
-    # --password value, --os-token value
-    (
-        re.compile(rf"(?P<k>--{_SECRET_KEY}\s+)(?!-)\S+", re.IGNORECASE),
-        rf"\g<k>{REDACTED}",
-    ),
-    # scheme://user:password@host
-    (re.compile(r"(?P<k>://[^:/\s@]+:)[^@\s/]+(?=@)"), rf"\g<k>{REDACTED}"),
-)
-
-
-_HINTS = ("pass", "secret", "token", "key", "auth", "user", "credential", "://")
-
-
-def redact(text: str) -> str:
-    """Replace secrets in free text: passwords, tokens, keys, auth headers, user_data."""
-    low = text.lower()
-    if not any(h in low for h in _HINTS):
-        return text
-    for pattern, repl in _PATTERNS:
-        text = pattern.sub(repl, text)
-    return text
-
-
-def is_secret_key(key: str) -> bool:
-    """Whether a field name (``password``, ``X-Auth-Token``, ``user_data``…) holds a secret."""
-    return bool(_SECRET_KEY_RE.match(key))
 
 
 def redact_value(key: str, value: Any) -> Any:

@@ -25,6 +25,7 @@ from starlette.routing import Route
 
 from rackpool.core.clock import Clock
 from rackpool.core.errors import BadRequest, NotFound, RackpoolError, Unauthorized
+from rackpool.core.secrets import StreamRedactors
 from rackpool.ops.classify import Classifier
 from rackpool.ops.failures import FailureStore
 from rackpool.ops.index import LogDoc, LogIndex
@@ -66,6 +67,8 @@ def _project(doc: dict[str, Any], fields: list[str] | None) -> dict[str, Any]:
 
 
 def build_app(deps: ApiDeps) -> Starlette:
+    streams = StreamRedactors()  # per pushed build log: a PEM key pushed line by line
+
     def search(request: Request) -> JSONResponse:
         qp = request.query_params
         now = deps.clock.now()
@@ -141,7 +144,7 @@ def build_app(deps: ApiDeps) -> Starlette:
             body = await request.json()
         except ValueError:
             raise BadRequest("body: expected a JSON object") from None
-        docs = _push_docs(body, deps.clock.now())
+        docs = _push_docs(body, deps.clock.now(), streams)
         added = await run_in_threadpool(deps.index.add, docs)
         return JSONResponse({"received": len(docs), "added": added}, status_code=202)
 
@@ -164,7 +167,7 @@ def build_app(deps: ApiDeps) -> Starlette:
     )
 
 
-def _push_docs(body: Any, now: float) -> list[LogDoc]:
+def _push_docs(body: Any, now: float, streams: StreamRedactors) -> list[LogDoc]:
     if not isinstance(body, dict):
         raise BadRequest("body: expected a JSON object")
     common = body.get("fields", {})
@@ -186,6 +189,7 @@ def _push_docs(body: Any, now: float) -> list[LogDoc]:
     if not isinstance(source, str):
         raise BadRequest("source: expected a string")
     docs = []
+    stream = streams.get(source)
     for i, item in enumerate(items):
         if lines is not None:
             if not isinstance(item, str):
@@ -195,5 +199,9 @@ def _push_docs(body: Any, now: float) -> list[LogDoc]:
             if not isinstance(item, dict):
                 raise BadRequest(f"documents[{i}]: expected an object")
             raw = item
-        docs.append(doc_from_fields(raw, source=source, seq=first + i, now=now, defaults=common))
+        docs.append(
+            doc_from_fields(
+                raw, source=source, seq=first + i, now=now, defaults=common, stream=stream
+            )
+        )
     return docs

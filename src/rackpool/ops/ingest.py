@@ -1,38 +1,24 @@
-"""Turn log lines and pushed documents into index documents, redacting secrets first."""
+"""Turn log lines and pushed documents into index documents, redacting secrets first.
+
+Secrets are found by :mod:`rackpool.core.secrets`. A caller that feeds one stream's lines
+in order (the shipper per file, the push API per build log) passes that stream's
+:class:`StreamRedactor`, so a PEM private key written line by line loses every line of
+its body, not only the BEGIN line.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections.abc import Mapping
 from typing import Any
 
 import orjson
 
 from rackpool.core.logs import redact_value
+from rackpool.core.secrets import StreamRedactor, may_hold_secret
 from rackpool.ops.index import LogDoc
 
-# A secret-looking key is followed by a separator: ``password=``, ``"token": ``.
-_AFTER_KEY = re.compile(r"[\w-]*[\"']?\s*[:=]")
-_URL_CREDENTIALS = re.compile(r"://[^/\s@]*:[^/\s@]*@")
-_KEY_HINTS = ("pass", "secret", "token", "key", "auth", "user", "credential")
-
-
-def may_hold_secret(text: str) -> bool:
-    """Cheap pre-check; False means redaction would change nothing."""
-    low = text.lower()
-    if "private key" in low or ("://" in low and _URL_CREDENTIALS.search(low)):
-        return True
-    for hint in _KEY_HINTS:
-        i = low.find(hint)
-        if i >= 0 and "--" in low:
-            return True
-        while i >= 0:
-            if _AFTER_KEY.match(low, i + len(hint)):
-                return True
-            i = low.find(hint, i + 1)
-    return False
-
+__all__ = ["StreamRedactor", "clean_fields", "doc_from_fields", "doc_from_line", "may_hold_secret"]
 
 _TS_FIELDS = ("ts", "@timestamp", "timestamp")
 
@@ -53,15 +39,25 @@ def parse_ts(value: Any) -> float | None:
 
 
 def clean_fields(
-    raw: Mapping[str, Any], defaults: Mapping[str, Any] | None = None, text: str | None = None
+    raw: Mapping[str, Any],
+    defaults: Mapping[str, Any] | None = None,
+    text: str | None = None,
+    stream: StreamRedactor | None = None,
 ) -> dict[str, Any]:
     """Redacted fields with defaults filled in.
 
-    ``text`` is the line ``raw`` was parsed from, if any (saves re-serialising it).
+    ``text`` is the line ``raw`` was parsed from, if any (saves re-serialising it);
+    ``stream`` redacts ``message`` as the next line of its stream.
     The index adds the elastic-recheck aliases (``loglevel``, ``module``) itself.
     """
     fields = dict(defaults) if defaults else {}
     fields.update(raw)
+    message = fields.get("message")
+    if stream is not None and isinstance(message, str):
+        redacted = stream.redact(message)
+        if redacted is not message:
+            fields["message"] = redacted
+            text = None
     if text is None or defaults:
         text = orjson.dumps(fields, default=str).decode()
     if may_hold_secret(text):
@@ -87,8 +83,9 @@ def doc_from_fields(
     now: float,
     defaults: Mapping[str, Any] | None = None,
     text: str | None = None,
+    stream: StreamRedactor | None = None,
 ) -> LogDoc:
-    fields = clean_fields(raw, defaults, text)
+    fields = clean_fields(raw, defaults, text, stream)
     return LogDoc(doc_ts(fields, now), source, seq, fields)
 
 
@@ -99,11 +96,13 @@ def doc_from_line(
     seq: int,
     now: float,
     defaults: Mapping[str, Any] | None = None,
+    stream: StreamRedactor | None = None,
 ) -> LogDoc:
     """A JSON log line keeps its fields; any other line becomes ``message``.
 
     Given the line's bytes, a JSON line that needs no redaction and no ``defaults``
     is stored as it was written (:attr:`LogDoc.stored`), not serialised again.
+    ``stream`` is the redactor of the file or build log the line comes from.
     """
     if isinstance(line, bytes):
         if line[:1] == b"{":
@@ -113,9 +112,15 @@ def doc_from_line(
                 parsed = None
             if type(parsed) is dict:
                 text = line.decode("utf-8", errors="replace")
-                if defaults or may_hold_secret(text):
+                if defaults or (stream is not None and stream.open) or may_hold_secret(text):
                     return doc_from_fields(
-                        parsed, source=source, seq=seq, now=now, defaults=defaults, text=text
+                        parsed,
+                        source=source,
+                        seq=seq,
+                        now=now,
+                        defaults=defaults,
+                        text=text,
+                        stream=stream,
                     )
                 return LogDoc(doc_ts(parsed, now), source, seq, parsed, line)
         line = line.decode("utf-8", errors="replace")
@@ -129,4 +134,6 @@ def doc_from_line(
             raw = parsed
     if raw is None:
         raw = {"message": line}
-    return doc_from_fields(raw, source=source, seq=seq, now=now, defaults=defaults, text=line)
+    return doc_from_fields(
+        raw, source=source, seq=seq, now=now, defaults=defaults, text=line, stream=stream
+    )

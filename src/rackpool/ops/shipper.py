@@ -35,7 +35,7 @@ from typing import IO, Any
 
 from rackpool.core.clock import Clock, SystemClock
 from rackpool.ops.index import LogDoc, LogIndex
-from rackpool.ops.ingest import doc_from_line
+from rackpool.ops.ingest import StreamRedactor, doc_from_line
 
 log = logging.getLogger(__name__)
 READ_CHUNK = 8 * 1024 * 1024
@@ -86,6 +86,7 @@ class _Tail:
         self.committed = position
         self.fh: IO[bytes] | None = None
         self.pos: Position | None = None  # position of self.fh after the last read
+        self.stream = StreamRedactor()  # remembers a PEM key block across lines and reads
 
 
 class _Lines:
@@ -103,16 +104,22 @@ class _Lines:
         self.count = 0
         self.max_docs = max_docs
 
-    def docs(self, source: str, now: float, defaults: Mapping[str, Any]) -> Iterator[LogDoc]:
+    def docs(
+        self, source: str, now: float, defaults: Mapping[str, Any], stream: StreamRedactor
+    ) -> Iterator[LogDoc]:
         offset, count = self.offset, 0
         for raw in self.data.splitlines(keepends=True):
             seq = offset
             offset += len(raw)
             line = raw.rstrip(b"\r\n")
             if line[:1] == b"{":  # a JSON line: parsed from its bytes, kept as written
-                yield doc_from_line(line, source=source, seq=seq, now=now, defaults=defaults)
+                yield doc_from_line(
+                    line, source=source, seq=seq, now=now, defaults=defaults, stream=stream
+                )
             elif (text := line.decode("utf-8", errors="replace")).strip():
-                yield doc_from_line(text, source=source, seq=seq, now=now, defaults=defaults)
+                yield doc_from_line(
+                    text, source=source, seq=seq, now=now, defaults=defaults, stream=stream
+                )
             else:
                 continue
             count += 1
@@ -254,7 +261,7 @@ class Shipper:
             return 0
         source = f"{tail.path}#{pos.ino}-{fingerprint}"
         lines = _Lines(data[:end], pos.offset, self.max_lines)
-        future = self.index.submit(lines.docs(source, self.clock.now(), self.fields))
+        future = self.index.submit(lines.docs(source, self.clock.now(), self.fields, tail.stream))
         tail.pos = Position(pos.ino, fingerprint, lines.offset)
         self._pending.append((future, tail, tail.pos))
         if len(self._pending) > 1:  # one batch is stored while the next is read
