@@ -147,3 +147,35 @@ def test_secret_key_names() -> None:
         assert is_secret_key(key), key
     for key in ("node_id", "tokens_used", "message", "image_id"):
         assert not is_secret_key(key), key
+
+
+def test_a_failed_sql_statement_is_logged_without_its_parameters(
+    tmp_path: Path, restore_root
+) -> None:
+    """Tracebacks of database errors name the statement, never the values bound to it."""
+    import time
+
+    import sqlalchemy as sa
+    from sqlalchemy.exc import IntegrityError
+
+    from rackpool.cloud.db.engine import make_engine
+    from rackpool.cloud.db.schema import metadata, users
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'region.db'}")
+    metadata.create_all(engine)
+    row = {"id": "u-1", "name": "sekrit-name", "password_hash": "sekrit-hash", "created_at": 0.0}
+    log_file = tmp_path / "cloud.log"
+    setup_logging("cloud", json=True, path=str(log_file))
+    with engine.begin() as conn:
+        conn.execute(sa.insert(users).values(**row))
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.insert(users).values(**{**row, "created_at": time.time()}))
+    except IntegrityError:
+        logging.getLogger("rackpool.cloud.api").exception("create user failed")
+    else:
+        pytest.fail("a duplicate user was inserted")
+    engine.dispose()
+    (doc,) = _lines(log_file)
+    assert "INSERT INTO users" in doc["exception"]
+    assert "sekrit" not in log_file.read_text()
