@@ -2,20 +2,19 @@
 
 The only module of rackpool that imports openstacksdk. SDK and keystoneauth errors
 are translated here, at the edge, into the pool's LaunchError family.
+
+The SDK is imported on first use, in the provider's executor (the first backend call),
+not with this module: ``rackpool pool serve`` answers its API without waiting for it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import Executor
 from functools import wraps
 from typing import Any, ParamSpec, TypeVar
-
-import keystoneauth1.exceptions as ks_exc
-import openstack.config
-import openstack.connection
-import openstack.exceptions as os_exc
 
 from rackpool.core.clock import Clock
 from rackpool.pool.drivers.interface import Adapter, Instance, LabelInfo, LaunchSpec, StateMachine
@@ -27,30 +26,59 @@ from rackpool.pool.model import META_NODE, Resources
 P = ParamSpec("P")
 R = TypeVar("R")
 
+# openstacksdk's package imports are not safe to run in two threads at once (a thread
+# can see a half-imported ``openstack``), and the first calls start side by side.
+_SDK_IMPORT = threading.Lock()
+
+
+def _load_sdk() -> None:
+    """Import openstacksdk, once; later calls only find it in ``sys.modules``."""
+    with _SDK_IMPORT:
+        import keystoneauth1.exceptions  # noqa: F401
+        import openstack.config  # noqa: F401
+        import openstack.connection  # noqa: F401
+        import openstack.exceptions  # noqa: F401
+
 
 def translated(fn: Callable[P, R]) -> Callable[P, R]:
     """Map SDK errors to ours: quota, unreachable API, anything else."""
 
     @wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        _load_sdk()
         try:
             return fn(*args, **kwargs)
-        except os_exc.HttpException as exc:
-            status = exc.status_code or 0
-            msg = str(exc.details or exc.message or exc)
-            if status in (403, 413) and "quota" in msg.lower():
-                raise QuotaError(msg) from exc
-            if status >= 500 or status == 429:
-                raise ProviderUnavailable(f"API error {status}: {msg}") from exc
-            raise LaunchError(f"API error {status}: {msg}") from exc
-        except (ks_exc.ConnectionError, ks_exc.http.HttpServerError) as exc:
-            raise ProviderUnavailable(f"cannot reach the cloud: {exc}") from exc
-        except ks_exc.ClientException as exc:
-            raise ProviderUnavailable(f"identity/API failure: {exc}") from exc
-        except os_exc.SDKException as exc:
-            raise LaunchError(f"openstacksdk: {exc}") from exc
+        except LaunchError:
+            raise
+        except Exception as exc:
+            ours = _translate(exc)
+            if ours is None:
+                raise
+            raise ours from exc
 
     return wrapper
+
+
+def _translate(exc: Exception) -> LaunchError | None:
+    """Our error for an SDK or keystoneauth error; None for anything else."""
+    import keystoneauth1.exceptions as ks_exc
+    import openstack.exceptions as os_exc
+
+    if isinstance(exc, os_exc.HttpException):
+        status = exc.status_code or 0
+        msg = str(exc.details or exc.message or exc)
+        if status in (403, 413) and "quota" in msg.lower():
+            return QuotaError(msg)
+        if status >= 500 or status == 429:
+            return ProviderUnavailable(f"API error {status}: {msg}")
+        return LaunchError(f"API error {status}: {msg}")
+    if isinstance(exc, ks_exc.ConnectionError | ks_exc.http.HttpServerError):
+        return ProviderUnavailable(f"cannot reach the cloud: {exc}")
+    if isinstance(exc, ks_exc.ClientException):
+        return ProviderUnavailable(f"identity/API failure: {exc}")
+    if isinstance(exc, os_exc.SDKException):
+        return LaunchError(f"openstacksdk: {exc}")
+    return None
 
 
 def _limit(value: Any) -> float:
@@ -75,6 +103,10 @@ class OpenStackAdapter(Adapter):
     def conn(self) -> Any:
         with self._conn_lock:
             if self._conn is None:
+                _load_sdk()
+                import openstack.config
+                import openstack.connection
+
                 if self.provider.clouds_yaml:
                     cfg = openstack.config.OpenStackConfig(
                         config_files=[self.provider.clouds_yaml],
@@ -161,6 +193,8 @@ class OpenStackAdapter(Adapter):
 
     @translated
     def _get(self, server_id: str) -> Instance | None:
+        import openstack.exceptions as os_exc
+
         try:
             return self._instance(self.conn.compute.get_server(server_id))
         except os_exc.NotFoundException:
@@ -190,7 +224,13 @@ class OpenStackAdapter(Adapter):
 
     @translated
     def label_resources(self, label: str) -> Resources:
-        flavor = self._flavor(self._labels[label].flavor_name)
+        lab = self._labels[label]
+        flavor = self._flavor(lab.flavor_name)
+        # Resolve the image too (read with the quota, before any launch), so a cold
+        # start's first creates do not each look it up. Any failure here is the
+        # launches' to report (they look again), not the provider's quota read.
+        with contextlib.suppress(Exception):
+            self._image(lab.cloud_image)
         return Resources(1, flavor.vcpus or 0, flavor.ram or 0)
 
     # -- framework interface -----------------------------------------------------------
