@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,9 +49,13 @@ class Ctx:
     metrics: PoolMetrics
     keyscanner: Keyscanner
     nodes: dict[str, Node] = field(default_factory=dict)
+    # Called when a node is created or changes state: the launcher loop runs again at
+    # once instead of after its idle tick (a new launch or delete starts now).
+    wake: Callable[[], None] = lambda: None
 
     def save_node(self, node: Node) -> Node | None:
         """Write a node (compare-and-set); None if someone else changed it first."""
+        old = self.nodes.get(node.id)
         try:
             new = self.store.update_node(node)
         except StaleWrite:
@@ -60,6 +65,8 @@ class Ctx:
                 self.nodes.pop(node.id, None)
             return None
         self.nodes[new.id] = new
+        if old is None or old.state != new.state:
+            self.wake()
         return new
 
     def set_state(self, node: Node, state: NodeState, **changes: Any) -> Node | None:
@@ -88,6 +95,7 @@ class Ctx:
         )
         node = self.store.create_node(node)
         self.nodes[node.id] = node
+        self.wake()
         return node
 
     def save_request(self, request: NodeRequest) -> NodeRequest | None:

@@ -45,17 +45,25 @@ class Launcher:
         self.store = store
         self.clock = clock or SystemClock()
         self.metrics = PoolMetrics()
+        self._wake = threading.Event()
+        # A finished backend call or a node created / changing state runs the loop at
+        # once: a cold start or a release does not wait out idle ticks between steps.
         providers = {
-            p.name: ProviderRuntime(p, adapter_factory, self.clock, config.pool_name)
+            p.name: ProviderRuntime(p, adapter_factory, self.clock, config.pool_name, self.wake)
             for p in config.providers
         }
         self.ctx = Ctx(
-            config, store, providers, self.clock, self.metrics, keyscanner or SshKeyscan()
+            config,
+            store,
+            providers,
+            self.clock,
+            self.metrics,
+            keyscanner or SshKeyscan(),
+            wake=self.wake,
         )
         self.work = NodeWork(self.ctx, self._launch_failed)
         self.scheduler = Scheduler(self.ctx, self.work)
         self.cleaner = LeakCleaner(self.ctx)
-        self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()  # one tick at a time

@@ -1,15 +1,16 @@
 """The framework side of one provider: its adapter, executor, health and quota cache.
 
 The executor is owned here, sized by ``max-concurrency``: every blocking backend call
-of this provider runs in it, so a hung cloud cannot starve the others.
+of this provider runs in it, so a hung cloud cannot starve the others. A finished call
+wakes the launcher loop, which takes its result at once rather than on its next tick.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from concurrent.futures import Executor, ThreadPoolExecutor
-from typing import Any
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from typing import Any, ParamSpec, TypeVar
 
 from rackpool.core.clock import Clock
 from rackpool.pool.drivers.common_config import PoolBase, ProviderBase
@@ -19,6 +20,9 @@ from rackpool.pool.health import Health
 from rackpool.pool.model import META_POOL, Node, Resources
 
 log = logging.getLogger("rackpool.pool.provider")
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 AdapterFactory = Callable[[ProviderBase, Executor, Clock], Adapter]
 
@@ -47,16 +51,34 @@ def default_adapter(provider: ProviderBase, executor: Executor, clock: Clock) ->
     raise ValueError(f"unknown driver {driver!r}")
 
 
+class NotifyingExecutor(ThreadPoolExecutor):
+    """A thread pool that calls ``on_done()`` (from the worker) after each call finishes."""
+
+    def __init__(self, max_workers: int, name: str, on_done: Callable[[], None]) -> None:
+        super().__init__(max_workers=max_workers, thread_name_prefix=name)
+        self._on_done = on_done
+
+    def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
+        fut = super().submit(fn, *args, **kwargs)
+        fut.add_done_callback(lambda _f: self._on_done())
+        return fut
+
+
 class ProviderRuntime:
     def __init__(
-        self, config: ProviderBase, factory: AdapterFactory, clock: Clock, pool_name: str
+        self,
+        config: ProviderBase,
+        factory: AdapterFactory,
+        clock: Clock,
+        pool_name: str,
+        on_done: Callable[[], None] = lambda: None,
     ) -> None:
         self.name = config.name
         self.config = config
         self.clock = clock
         self.pool_name = pool_name
-        self.executor = ThreadPoolExecutor(
-            max_workers=config.max_concurrency + 2, thread_name_prefix=f"pool-{config.name}"
+        self.executor = NotifyingExecutor(
+            config.max_concurrency + 2, f"pool-{config.name}", on_done
         )
         self.adapter = factory(config, self.executor, clock)
         self.health = Health(config.health, clock)
