@@ -11,6 +11,17 @@ from rackpool.core.errors import BadRequest
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 UUID_RE = re.compile(r"^[0-9a-fA-F-]{1,64}$")
+MAX_INT = 2**31 - 1  # what an Integer column holds on every backend (PostgreSQL: int4)
+
+
+def _ascii_int(value: Any) -> Any:
+    """A string of ASCII digits as its int (``'12'``); anything else unchanged, so that
+    ``'１２'`` or ``'1e3'`` stay strings and are refused as not integers."""
+    if isinstance(value, str):
+        digits = value[1:] if value[:1] == "-" else value
+        if digits.isascii() and digits.isdigit() and len(digits) <= 18:
+            return int(value)
+    return value
 
 
 def require_dict(body: Any, key: str) -> dict[str, Any]:
@@ -90,8 +101,7 @@ def user_data(value: Any) -> str | None:
 def count(value: Any, field: str) -> int:
     if value is None:
         return 1
-    if isinstance(value, str) and value.isdigit():
-        value = int(value)
+    value = _ascii_int(value)
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise BadRequest(f"Invalid input for field/attribute {field}. Must be an integer >= 1.")
     if value > 100:
@@ -117,11 +127,11 @@ def boolean(value: Any, field: str) -> bool:
 
 
 def positive_int(value: Any, field: str, minimum: int = 1) -> int:
-    if isinstance(value, str) and value.lstrip("-").isdigit():
-        value = int(value)
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+    value = _ascii_int(value)
+    if not isinstance(value, int) or isinstance(value, bool) or not minimum <= value <= MAX_INT:
         raise BadRequest(
-            f"Invalid input for field/attribute {field}. Must be an integer >= {minimum}."
+            f"Invalid input for field/attribute {field}. Must be an integer from {minimum} "
+            f"to {MAX_INT}."
         )
     return value
 
@@ -130,11 +140,8 @@ def limit_marker(params: Any, max_limit: int) -> tuple[int, str | None]:
     raw = params.get("limit")
     limit = max_limit
     if raw is not None:
-        try:
-            limit = int(raw)
-        except ValueError:
-            raise BadRequest(f"limit must be a non-negative integer, not {raw!r}") from None
-        if limit < 0:
-            raise BadRequest("limit must be a non-negative integer")
+        limit = _ascii_int(raw)
+        if not isinstance(limit, int) or limit < 0:
+            raise BadRequest(f"limit must be a non-negative integer, not {raw[:40]!r}")
         limit = min(limit, max_limit)
     return limit, params.get("marker")

@@ -14,17 +14,20 @@ Errors use the OpenStack fault shape: ``{"badRequest": {"message": ..., "code": 
 from __future__ import annotations
 
 import hmac
+import logging
 from dataclasses import dataclass
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from rackpool.core.clock import Clock
 from rackpool.core.errors import BadRequest, NotFound, RackpoolError, Unauthorized
+from rackpool.core.httpguard import DEFAULT_MAX_BODY, BodyGuard, parse_json, query_int
 from rackpool.core.secrets import StreamRedactors
 from rackpool.ops.classify import Classifier
 from rackpool.ops.failures import FailureStore
@@ -35,6 +38,7 @@ from rackpool.ops.timeparse import parse_time
 
 MAX_PAGE = 1000
 MAX_PUSH = 100_000
+log = logging.getLogger("rackpool.ops.api")
 
 
 @dataclass(frozen=True)
@@ -44,19 +48,16 @@ class ApiDeps:
     classifier: Classifier
     push_token: str
     clock: Clock
+    max_body_bytes: int = DEFAULT_MAX_BODY
 
 
 def _int(request: Request, name: str, default: int, lo: int, hi: int) -> int:
-    raw = request.query_params.get(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise BadRequest(f"{name}: expected an integer, got {raw!r}") from None
-    if not lo <= value <= hi:
-        raise BadRequest(f"{name}: must be between {lo} and {hi}")
-    return value
+    return query_int(request.query_params.get(name), name, default, lo, hi)
+
+
+def fault(exc: RackpoolError) -> JSONResponse:
+    """Every API error, in OpenStack fault shape."""
+    return JSONResponse({exc.fault: {"message": exc.message, "code": exc.code}}, exc.code)
 
 
 def _project(doc: dict[str, Any], fields: list[str] | None) -> dict[str, Any]:
@@ -140,17 +141,18 @@ def build_app(deps: ApiDeps) -> Starlette:
         scheme, _, token = auth.partition(" ")
         if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip(), deps.push_token):
             raise Unauthorized("push needs 'Authorization: Bearer <token>'")
-        try:
-            body = await request.json()
-        except ValueError:
-            raise BadRequest("body: expected a JSON object") from None
+        body = parse_json(await request.body())
         docs = _push_docs(body, deps.clock.now(), streams)
         added = await run_in_threadpool(deps.index.add, docs)
         return JSONResponse({"received": len(docs), "added": added}, status_code=202)
 
     async def on_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RackpoolError)
-        return JSONResponse({exc.fault: {"message": exc.message, "code": exc.code}}, exc.code)
+        return fault(exc)
+
+    async def crash(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return fault(RackpoolError("The ops API failed to handle this request; see its log."))
 
     return Starlette(
         routes=[
@@ -163,7 +165,10 @@ def build_app(deps: ApiDeps) -> Starlette:
             Route("/api/health", health),
             Route("/api/push", push, methods=["POST"]),
         ],
-        exception_handlers={RackpoolError: on_error},
+        exception_handlers={RackpoolError: on_error, Exception: crash},
+        middleware=[
+            Middleware(BodyGuard, max_bytes=deps.max_body_bytes, render=lambda _, e: fault(e))
+        ],
     )
 
 

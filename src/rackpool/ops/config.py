@@ -29,6 +29,9 @@ class ApiConfig(_Model):
     listen: str = "127.0.0.1"
     port: int = Field(0, ge=0, le=65535, description="0 picks a free port")
     push_token: str | None = Field(None, description="default: generated at start")
+    max_body_bytes: int = Field(
+        16 * 1024 * 1024, gt=0, description="largest request body (a push), bytes; 413 above"
+    )
 
 
 class SignaturesConfig(_Model):

@@ -82,7 +82,7 @@ def run(config: OpsConfig, *, stop: threading.Event | None = None) -> int:
         index, config.shipper.files, CheckpointFile(checkpoint), fields=config.shipper.fields
     )
     token = config.api.push_token or secrets.token_urlsafe(24)
-    app = build_app(ApiDeps(index, store, classifier, token, clock))
+    app = build_app(ApiDeps(index, store, classifier, token, clock, config.api.max_body_bytes))
     server = uvicorn.Server(
         uvicorn.Config(
             app,

@@ -16,19 +16,26 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import logging
 import time
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from rackpool.core.errors import BadRequest, RackpoolError, Unauthorized
+from rackpool.core.httpguard import BodyGuard, parse_json, query_number
 from rackpool.pool.launcher import Launcher
 from rackpool.pool.model import Node, NodeRequest
 
 MAX_WAIT = 600.0
+MAX_LABELS = 100  # nodes in one request
+MAX_TEXT = 255  # a label name, a requestor
+MAX_COMMENT = 4096  # a hold comment
+log = logging.getLogger("rackpool.pool.api")
 
 
 def request_view(req: NodeRequest, launcher: Launcher) -> dict[str, Any]:
@@ -93,6 +100,16 @@ def _listing(request: Request, rows: list[dict[str, Any]]) -> Response:
     return JSONResponse(rows) if wants_json else PlainTextResponse(_table(rows))
 
 
+def fault(exc: RackpoolError) -> JSONResponse:
+    """Every API error, in OpenStack fault shape."""
+    return JSONResponse({exc.fault: {"message": exc.message, "code": exc.code}}, exc.code)
+
+
+async def crash(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return fault(RackpoolError("The pool failed to handle this request; see its log."))
+
+
 def create_app(launcher: Launcher, token: str) -> Starlette:
     name = f"{launcher.config.pool_name}-launcher"
 
@@ -106,10 +123,7 @@ def create_app(launcher: Launcher, token: str) -> Starlette:
             raise Unauthorized("missing or wrong API token (Authorization: Bearer <token>)")
 
     async def body(request: Request) -> dict[str, Any]:
-        try:
-            data = await request.json()
-        except ValueError as exc:
-            raise BadRequest("request body must be JSON") from exc
+        data = parse_json(await request.body())
         if not isinstance(data, dict):
             raise BadRequest("request body must be a JSON object")
         return data
@@ -120,26 +134,25 @@ def create_app(launcher: Launcher, token: str) -> Starlette:
         labels = data.get("labels")
         if (
             not isinstance(labels, list)
-            or not labels
-            or not all(isinstance(x, str) for x in labels)
+            or not 0 < len(labels) <= MAX_LABELS
+            or not all(isinstance(x, str) and 0 < len(x) <= MAX_TEXT for x in labels)
         ):
-            raise BadRequest("labels: give a non-empty list of label names")
+            raise BadRequest(
+                f"labels: give a list of 1-{MAX_LABELS} label names (each 1-{MAX_TEXT} characters)"
+            )
         priority = data.get("priority", 100)
-        if not isinstance(priority, int) or not 0 <= priority <= 999:
+        if not isinstance(priority, int) or isinstance(priority, bool) or not 0 <= priority <= 999:
             raise BadRequest("priority: an integer 0-999 (lower is served first)")
         requestor = data.get("requestor", "")
-        if not isinstance(requestor, str):
-            raise BadRequest("requestor: a string")
+        if not isinstance(requestor, str) or len(requestor) > MAX_TEXT:
+            raise BadRequest(f"requestor: a string of at most {MAX_TEXT} characters")
         req = launcher.submit(labels, priority, requestor)
         return JSONResponse(request_view(req, launcher), status_code=201)
 
     async def get_request(request: Request) -> Response:
         auth(request)
         rid = request.path_params["id"]
-        try:
-            wait = min(float(request.query_params.get("wait", "0")), MAX_WAIT)
-        except ValueError as exc:
-            raise BadRequest("wait: seconds as a number") from exc
+        wait = query_number(request.query_params.get("wait"), "wait", 0.0, 0.0, MAX_WAIT)
         deadline = time.monotonic() + wait
         req = launcher.store.get_request(rid)
         while not req.done and time.monotonic() < deadline:
@@ -162,7 +175,9 @@ def create_app(launcher: Launcher, token: str) -> Starlette:
     async def hold(request: Request) -> Response:
         auth(request)
         data = await body(request) if await request.body() else {}
-        comment = str(data.get("comment", ""))
+        comment = data.get("comment", "")
+        if not isinstance(comment, str) or len(comment) > MAX_COMMENT:
+            raise BadRequest(f"comment: a string of at most {MAX_COMMENT} characters")
         return JSONResponse(node_view(launcher.hold(request.path_params["id"], comment)))
 
     async def providers(request: Request) -> Response:
@@ -212,9 +227,7 @@ def create_app(launcher: Launcher, token: str) -> Starlette:
 
     async def on_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RackpoolError)
-        return JSONResponse(
-            {exc.fault: {"message": exc.message, "code": exc.code}}, status_code=exc.code
-        )
+        return fault(exc)
 
     routes = [
         Route("/api/requests", create_request, methods=["POST"]),
@@ -234,4 +247,13 @@ def create_app(launcher: Launcher, token: str) -> Starlette:
         Route("/ready", ready),
         Route("/metrics", metrics),
     ]
-    return Starlette(routes=routes, exception_handlers={RackpoolError: on_error})
+    guard = Middleware(
+        BodyGuard,
+        max_bytes=launcher.config.api.max_body_bytes,
+        render=lambda scope, exc: fault(exc),
+    )
+    return Starlette(
+        routes=routes,
+        exception_handlers={RackpoolError: on_error, Exception: crash},
+        middleware=[guard],
+    )

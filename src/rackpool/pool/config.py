@@ -13,6 +13,7 @@ from pydantic import Field, model_validator
 
 from rackpool.core.config import load_model
 from rackpool.core.errors import ConfigError
+from rackpool.core.httpguard import DEFAULT_MAX_BODY
 from rackpool.pool.drivers.common_config import Model
 from rackpool.pool.drivers.fake.config import FakeProvider
 from rackpool.pool.drivers.openstack.config import OpenStackProvider
@@ -34,6 +35,9 @@ class ApiConfig(Model):
     port: int = Field(8005, ge=0, le=65535, description="0 picks a free port")
     token: str | None = Field(None, min_length=8)
     token_file: str | None = None
+    max_body_bytes: int = Field(
+        DEFAULT_MAX_BODY, gt=0, description="largest request body, bytes (413 above)"
+    )
 
     def resolve_token(self) -> str:
         if self.token:

@@ -11,7 +11,8 @@ from starlette.responses import Response
 
 from rackpool.cloud.identity import AuthContext
 from rackpool.cloud.region import Region
-from rackpool.core.errors import BadRequest, RackpoolError
+from rackpool.core.errors import RackpoolError
+from rackpool.core.httpguard import parse_json
 
 log = logging.getLogger("rackpool.cloud.api")
 
@@ -40,22 +41,23 @@ def fault(exc: RackpoolError) -> JSON:
 
 
 def identity_fault(exc: RackpoolError) -> JSON:
-    title = {401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 409: "Conflict"}.get(
-        exc.code, "Bad Request"
-    )
+    title = {
+        401: "Unauthorized",
+        403: "Forbidden",
+        404: "Not Found",
+        409: "Conflict",
+        413: "Request Entity Too Large",
+        415: "Unsupported Media Type",
+    }.get(exc.code, "Bad Request")
     return JSON(
         {"error": {"code": exc.code, "message": exc.message, "title": title}}, status_code=exc.code
     )
 
 
 async def body_json(request: Request) -> Any:
-    raw = await request.body()
-    if not raw:
-        raise BadRequest("The request body is empty; send a JSON object.")
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise BadRequest(f"Malformed request body: invalid JSON ({exc})") from None
+    """The request's JSON body; the app's BodyGuard has already bounded its size and
+    checked its Content-Type, ``parse_json`` bounds its depth and numbers."""
+    return parse_json(await request.body())
 
 
 def auth(request: Request) -> AuthContext:
