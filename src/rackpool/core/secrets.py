@@ -106,30 +106,23 @@ _PEM_BEGIN = re.compile(r"-----BEGIN[ A-Z0-9_-]{0,64}PRIVATE KEY(?: BLOCK)?-----
 _PEM_END = re.compile(r"-----END[ A-Z0-9_-]{0,64}PRIVATE KEY(?: BLOCK)?-----")
 
 # -- the cheap pre-check --------------------------------------------------------------
-# Every rule above needs one of these (lower-cased) substrings, or a token prefix.
+# Every rule above needs one of these substrings of the lower-cased text, or a token
+# prefix. Each ``in`` is a fast C scan; a regular expression alternation is far slower.
 _HINTS = (
     "pass",
     "pwd",
     "secret",
     "token",
-    "_key",
-    "-key",
-    ".key",
-    "apikey",
-    "accesskey",
-    "authkey",
-    "signingkey",
-    "encryptionkey",
-    "masterkey",
-    "private",
-    "credential",
     "authorization",
+    "credential",
     "user",
     "://",
     "mysql",
     "bearer",
     "eyj",
 )
+# ``key`` appears in every other line (keypair, key_name); a name needs one of these before it.
+_KEY_PREFIX = re.compile(r"(?:[_.-]|api|access|auth|signing|encryption|master|private ?)key")
 _TOKEN_HINT = re.compile(
     r"A(?:3T|KIA|SIA|BIA|CCA)|g(?:h[pousr]_|ithub_pat_|l[a-z]{2,5}-)|xox[abposer]-"
 )
@@ -141,6 +134,11 @@ def may_hold_secret(text: str) -> bool:
     for hint in _HINTS:
         if hint in low:
             return True
+    i = low.find("key")
+    while i >= 0:
+        if _KEY_PREFIX.search(low, max(0, i - 10), i + 3) is not None:
+            return True
+        i = low.find("key", i + 3)
     return _TOKEN_HINT.search(text) is not None
 
 
