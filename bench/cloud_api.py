@@ -143,6 +143,7 @@ def main() -> int:
         region = RegionProcess(
             Path(d), page_limit=max(1000, a.listing), fake_hosts=hosts,
             hosts={"heartbeat_interval": 2, "heartbeat_timeout": 60},
+            default_quota={"instances": -1, "cores": -1, "ram": -1},  # a load test's tenant
         ).start()  # fmt: skip
         try:
             assert region.proc is not None

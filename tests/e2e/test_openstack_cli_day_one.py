@@ -64,7 +64,8 @@ def node(region: RegionProcess) -> Iterator[dict[str, Any]]:
 def test_quota_show_has_the_enforced_limits(region: RegionProcess, node: dict[str, Any]) -> None:
     rows = {r["Resource"]: r["Limit"] for r in osc(region, "quota", "show")}
     assert {k: rows[k] for k in QUOTA} == QUOTA
-    assert rows["volumes"] == 0 and rows["gigabytes"] == 0  # no block storage here
+    # no block storage here, so no volume limit is enforced (-1, as /volume/v3/limits says)
+    assert rows["volumes"] == -1 and rows["gigabytes"] == -1
     assert rows["ports"] == QUOTA["instances"] and rows["networks"] == 0
     usage = {r["Resource"]: r["In Use"] for r in osc(region, "quota", "show", "--usage")}
     assert (usage["instances"], usage["cores"], usage["ram"], usage["ports"]) == (1, 1, 512, 1)

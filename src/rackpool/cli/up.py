@@ -126,14 +126,27 @@ def region_config(plan: RegionPlan, hosts: int, driver: str) -> dict[str, Any]:
     return cfg
 
 
-def bootstrap_region(plan: RegionPlan, config: dict[str, Any]) -> None:
+def pool_max_servers(hosts: int) -> int:
+    return 4 * hosts
+
+
+def bootstrap_region(plan: RegionPlan, config: dict[str, Any], max_servers: int) -> None:
+    """Admin and ci projects; ci (the pool's tenant) gets a quota that fits the pool's
+    max-servers of the largest default flavor, other projects the region's default."""
     from rackpool.cloud.config import RegionConfig
     from rackpool.cloud.region import Region
 
-    region = Region.open(RegionConfig.model_validate(config))
+    cfg = RegionConfig.model_validate(config)
+    region = Region.open(cfg)
     try:
         region.ensure_project("admin", "admin", plan.admin_password, "admin")
-        region.ensure_project("ci", "ci", plan.ci_password, "member")
+        ci = region.ensure_project("ci", "ci", plan.ci_password, "member")
+        q = cfg.default_quota
+        region.compute.set_quota(
+            ci,
+            {"instances": max(q.instances, max_servers), "cores": max(q.cores, 4 * max_servers),
+             "ram": max(q.ram, 4096 * max_servers)},
+        )  # fmt: skip
     finally:
         region.close()
 
@@ -212,7 +225,9 @@ def pool_config(
                 # a local controller: polling server status often is cheap and halves
                 # the cold request latency (bench/pool.py --only container)
                 "poll-interval": 0.2,
-                "pools": [{"name": "main", "max-servers": 4 * hosts, "labels": labels}],
+                "pools": [
+                    {"name": "main", "max-servers": pool_max_servers(hosts), "labels": labels}
+                ],
             }
             for p in plans
         ],  # fmt: skip
@@ -302,7 +317,7 @@ class Up:
         """Start region ``p``; returns the time from which its hosts' reports count."""
         cfg = region_config(p, self.args.hosts, driver)
         path = _write(p.state / "region.yaml", yaml.safe_dump(cfg), private=True)
-        bootstrap_region(p, cfg)
+        bootstrap_region(p, cfg, pool_max_servers(self.args.hosts))
         self.stop.check()
         since = time.time()
         log_file = str(self.logs / f"cloud-{p.name}.jsonl")

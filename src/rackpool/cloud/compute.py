@@ -14,10 +14,11 @@ from rackpool.cloud.config import RegionConfig
 from rackpool.cloud.db.schema import flavors, hosts, images, keypairs, projects, servers
 from rackpool.cloud.hosts import HostService
 from rackpool.cloud.identity import AuthContext
+from rackpool.cloud.namefilter import compile_name_filter
 from rackpool.cloud.network import AddressesExhausted, AddressPool, mac_for
 from rackpool.cloud.scheduler import Scheduler
 from rackpool.core.clock import Clock
-from rackpool.core.errors import BadRequest, Conflict, Forbidden, NotFound, QuotaExceeded
+from rackpool.core.errors import BadRequest, Conflict, NotFound, QuotaExceeded
 
 log = logging.getLogger("rackpool.cloud.compute")
 
@@ -154,14 +155,13 @@ class ComputeService:
 
     # -- quotas ------------------------------------------------------------
     def quota(self, conn: Connection, project_id: str) -> dict[str, int]:
+        """The project's quota: its own where an admin set one, else the region's default."""
         row = conn.execute(select(projects).where(projects.c.id == project_id)).mappings().first()
         if row is None:
             raise NotFound(f"project {project_id} not found")
-        return {
-            "cores": row["quota_cores"],
-            "ram": row["quota_ram"],
-            "instances": row["quota_instances"],
-        }
+        default = self._config.default_quota
+        own = {k: row[f"quota_{k}"] for k in ("cores", "ram", "instances")}
+        return {k: getattr(default, k) if v is None else v for k, v in own.items()}
 
     def usage(self, conn: Connection, project_id: str) -> dict[str, int]:
         count, cores, ram = conn.execute(
@@ -234,7 +234,7 @@ class ComputeService:
     # -- servers -----------------------------------------------------------
     def _visible(self, ctx: AuthContext, all_tenants: bool) -> Any:
         cond: Any = servers.c.deleted.is_(False)
-        if not (all_tenants and ctx.is_admin):
+        if not (all_tenants and ctx.is_cloud_admin):
             cond = cond & (servers.c.project_id == ctx.project_id)
         return cond
 
@@ -273,7 +273,7 @@ class ComputeService:
                 .mappings()
                 .first()
             )
-        if row is None or (row["project_id"] != ctx.project_id and not ctx.is_admin):
+        if row is None or (row["project_id"] != ctx.project_id and not ctx.is_cloud_admin):
             raise NotFound(f"Instance {server_id} could not be found.")
         return row
 
@@ -409,7 +409,7 @@ class ComputeService:
         now = self._clock.now()
         with self._engine.begin() as conn:
             if row["host"] is None:
-                AddressPool.release(conn, server_id)
+                AddressPool.release(conn, server_id, now)
                 conn.execute(delete(servers).where(servers.c.id == server_id))
                 return
             conn.execute(
@@ -432,10 +432,6 @@ class ComputeService:
             if n >= 0:
                 text = "\n".join(text.splitlines()[-n:]) if n else ""
         return text
-
-    def require_admin(self, ctx: AuthContext) -> None:
-        if not ctx.is_admin:
-            raise Forbidden("Policy doesn't allow this operation to be performed (admin only).")
 
 
 def _check_networks(value: Any) -> None:
@@ -471,11 +467,7 @@ def _security_groups(value: Any) -> list[str]:
 
 
 def _filter_names(rows: list[Any], pattern: str) -> list[Any]:
-    """Nova's ?name= is a regular expression matched anywhere in the name."""
-    import re
-
-    try:
-        rx = re.compile(pattern)
-    except re.error as exc:
-        raise BadRequest(f"name filter is not a valid regular expression: {exc}") from None
-    return [r for r in rows if rx.search(r["name"])]
+    """Nova's ?name= is a regular expression matched anywhere in the name (RE2: linear
+    time, so no pattern can stall a worker)."""
+    matches = compile_name_filter(pattern)
+    return [r for r in rows if matches(r["name"])]

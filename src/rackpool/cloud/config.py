@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from rackpool.core.config import load_model
+from rackpool.core.httpguard import DEFAULT_MAX_BODY
 
 
 class _Strict(BaseModel):
@@ -80,9 +81,33 @@ class FlavorSpec(_Strict):
 
 
 class QuotaSpec(_Strict):
-    cores: int = Field(-1, ge=-1)
-    ram: int = Field(-1, ge=-1)
-    instances: int = Field(-1, ge=-1)
+    """A project's compute quota unless an admin set its own (-1 = unlimited).
+
+    Nova's defaults: a project that never asked for more cannot take the whole region.
+    """
+
+    cores: int = Field(20, ge=-1)
+    ram: int = Field(51200, ge=-1, description="MiB")
+    instances: int = Field(10, ge=-1)
+
+
+class ImageLimits(_Strict):
+    """Glance's image_size_cap and per-project image quotas (-1 = unlimited)."""
+
+    max_size: int = Field(
+        16 * 1024**3, gt=0, description="bytes; an upload is refused (413) once it passes this"
+    )
+    project_count: int = Field(100, ge=-1, description="images a project may own")
+    project_bytes: int = Field(
+        50 * 1024**3, ge=-1, description="bytes of image data a project may store"
+    )
+
+
+class WorkersConfig(_Strict):
+    """Threads that run request handlers off the event loop (cloud/workers.py)."""
+
+    api: int = Field(16, gt=0, le=256, description="tenant and admin requests")
+    agent: int = Field(4, gt=0, le=64, description="agent heartbeats, reports, health check")
 
 
 class RegionConfig(_Strict):
@@ -100,10 +125,23 @@ class RegionConfig(_Strict):
     hosts: HostsConfig = Field(default_factory=HostsConfig)
     agent_token: str = Field(min_length=16, description="shared secret agents present")
     token_ttl: float = Field(3600.0, gt=0, description="Keystone token lifetime, seconds")
+    admin_project: str = Field(
+        "admin",
+        min_length=1,
+        description="project whose admin role is cloud-wide admin (Keystone's "
+        "admin_project_name); the admin role on any other project acts only inside it",
+    )
     page_limit: int = Field(1000, gt=0, description="largest page of a list call")
+    max_body_bytes: int = Field(
+        DEFAULT_MAX_BODY,
+        gt=0,
+        description="largest request body (413 above); image uploads have their own cap",
+    )
     fake_hosts: list[FakeHost] = Field(default_factory=list)
     default_flavors: bool = True
     default_quota: QuotaSpec = Field(default_factory=QuotaSpec)
+    images: ImageLimits = Field(default_factory=ImageLimits)
+    workers: WorkersConfig = Field(default_factory=WorkersConfig)
     host_image: bool = Field(True, description="offer the built-in 'host' image")
 
     @field_validator("fake_hosts")

@@ -1,6 +1,9 @@
 """In-process fake hosts: they speak the host boundary (register, heartbeat, pull,
 report) like an agent, but their instances are only rows, for tests and benchmarks.
 
+Every call into the controller runs in the region's ``agent`` worker pool, never on
+the event loop it shares with the API, so a busy API cannot delay a heartbeat.
+
 A build fails with a fault when the server name matches one of ``fail_names`` or
 its metadata carries ``rackpool_fake_fault: <message>``.
 """
@@ -14,14 +17,23 @@ from typing import Any
 
 from rackpool.cloud.config import FakeHost
 from rackpool.cloud.hosts import HostService
+from rackpool.cloud.workers import RegionWorkers
 
 log = logging.getLogger("rackpool.cloud.fakehost")
 
 
 class FakeHostRunner:
-    def __init__(self, spec: FakeHost, hosts: HostService, heartbeat_interval: float) -> None:
+    def __init__(
+        self,
+        spec: FakeHost,
+        hosts: HostService,
+        heartbeat_interval: float,
+        workers: RegionWorkers,
+    ) -> None:
         self.spec = spec
         self._hosts = hosts
+        self._workers = workers
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._interval = heartbeat_interval
         self._queue: asyncio.Queue[str] = asyncio.Queue()
         self._fail = [re.compile(p) for p in spec.fail_names]
@@ -29,17 +41,28 @@ class FakeHostRunner:
         self._tasks: set[asyncio.Task[None]] = set()
 
     def _enqueue(self, server_id: str) -> None:
-        self._queue.put_nowait(server_id)
+        """Called from whichever thread created or deleted the server."""
+        if self._loop is None or self._loop.is_closed():
+            return  # not running: the next start reconciles by pulling
+        self._loop.call_soon_threadsafe(self._queue.put_nowait, server_id)
 
-    async def run(self, stop: asyncio.Event) -> None:
+    def _register(self) -> None:
         s = self.spec
         self._hosts.register(
             {"name": s.name, "availability_zone": s.availability_zone, "driver": "fake",
              "vcpus": s.vcpus, "ram_mb": s.ram_mb, "disk_gb": s.disk_gb}
         )  # fmt: skip
+
+    async def _call(self, fn: Any, *args: Any) -> Any:
+        return await self._workers.run("agent", fn, *args)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        s = self.spec
+        self._loop = asyncio.get_running_loop()
+        await self._call(self._register)
         self._hosts.listen(s.name, self._enqueue)
-        for inst in self._hosts.pull(s.name):  # reconcile after a controller restart
-            self._enqueue(inst["id"])
+        for inst in await self._call(self._hosts.pull, s.name):  # reconcile after a restart
+            self._queue.put_nowait(inst["id"])
         beat = asyncio.create_task(self._heartbeat(stop))
         try:
             while not stop.is_set():
@@ -47,7 +70,7 @@ class FakeHostRunner:
                     sid = await asyncio.wait_for(self._queue.get(), 0.5)
                 except TimeoutError:
                     continue
-                spec = self._hosts.spec(sid)
+                spec = await self._call(self._hosts.spec, sid)
                 if spec is None:
                     continue
                 task = asyncio.create_task(self._converge(spec))
@@ -62,14 +85,10 @@ class FakeHostRunner:
         while not stop.is_set():
             if not self.paused:
                 try:
-                    self._hosts.heartbeat(self.spec.name)
+                    await self._call(self._hosts.heartbeat, self.spec.name)
                 except Exception:
-                    self._hosts.register(
-                        {"name": self.spec.name, "availability_zone": self.spec.availability_zone,
-                         "driver": "fake", "vcpus": self.spec.vcpus, "ram_mb": self.spec.ram_mb,
-                         "disk_gb": self.spec.disk_gb}
-                    )  # fmt: skip
-                    self._report_running()
+                    await self._call(self._register)
+                    await self._call(self._report_running)
             await asyncio.sleep(self._interval)
 
     def _report_running(self) -> None:
@@ -81,24 +100,25 @@ class FakeHostRunner:
     async def _converge(self, spec: dict[str, Any]) -> None:
         name = self.spec.name
         if spec["desired"] == "deleted":
-            self._hosts.report(spec["id"], {"host": name, "status": "DELETED"})
+            await self._call(self._hosts.report, spec["id"], {"host": name, "status": "DELETED"})
             return
         if spec["status"] != "BUILD":
             return
         if self.spec.build_delay:
             await asyncio.sleep(self.spec.build_delay)
-        current = self._hosts.spec(spec["id"])
+        current = await self._call(self._hosts.spec, spec["id"])
         if current is None or current["desired"] == "deleted":
             if current is not None:
-                self._hosts.report(spec["id"], {"host": name, "status": "DELETED"})
+                await self._call(
+                    self._hosts.report, spec["id"], {"host": name, "status": "DELETED"}
+                )
             return
         fault = spec["metadata"].get("rackpool_fake_fault")
         if fault is None and any(rx.search(spec["name"]) for rx in self._fail):
             fault = f"Build of instance {spec['id']} aborted: fake host {name} was told to fail"
         if fault:
-            self._hosts.report(spec["id"], {"host": name, "status": "ERROR", "fault": fault})
+            body = {"host": name, "status": "ERROR", "fault": fault}
         else:
             console = f"{spec['hostname']} login: (fake instance on {name})\n"
-            self._hosts.report(
-                spec["id"], {"host": name, "status": "ACTIVE", "console_log": console}
-            )
+            body = {"host": name, "status": "ACTIVE", "console_log": console}
+        await self._call(self._hosts.report, spec["id"], body)

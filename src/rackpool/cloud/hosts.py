@@ -17,7 +17,10 @@ from sqlalchemy import Engine, delete, func, insert, select, update
 
 from rackpool.cloud.config import RegionConfig
 from rackpool.cloud.db.schema import flavors, hosts, images, servers
+from rackpool.cloud.hostcreds import HostCredentials
 from rackpool.cloud.network import AddressPool
+from rackpool.cloud.validation import MAX_INT
+from rackpool.cloud.workers import RegionWorkers
 from rackpool.core.clock import Clock
 from rackpool.core.errors import BadRequest, NotFound
 
@@ -43,6 +46,7 @@ class HostService:
         self._clock = clock
         self._pool = pool
         self._listeners: dict[str, Callable[[str], None]] = {}
+        self.credentials = HostCredentials(engine, clock, config.agent_token)
 
     # -- notifications to in-process hosts ---------------------------------
     def listen(self, host: str, callback: Callable[[str], None]) -> None:
@@ -164,6 +168,16 @@ class HostService:
             )
             return self._specs(conn, rows)
 
+    def uses_image(self, name: str, image_id: str) -> bool:
+        """Whether an instance placed on host ``name`` needs image ``image_id``."""
+        with self._engine.connect() as conn:
+            row = conn.execute(
+                select(servers.c.id)
+                .where(servers.c.host == name, servers.c.image_id == image_id)
+                .limit(1)
+            ).first()
+        return row is not None
+
     def spec(self, server_id: str) -> dict[str, Any] | None:
         with self._engine.connect() as conn:
             rows = conn.execute(select(servers).where(servers.c.id == server_id)).mappings().all()
@@ -246,7 +260,7 @@ class HostService:
             if isinstance(body.get("host_keys"), list):
                 values["host_keys"] = [str(k) for k in body["host_keys"]][:16]
             if status == "DELETED":
-                AddressPool.release(conn, server_id)
+                AddressPool.release(conn, server_id, now)
                 conn.execute(delete(servers).where(servers.c.id == server_id))
                 log.info(
                     "instance deleted on %s", host, extra={"host": host, "instance_id": server_id}
@@ -323,10 +337,11 @@ class HostService:
                 downed.append(name)
         return downed
 
-    async def run_health_checks(self, stop: asyncio.Event) -> None:
+    async def run_health_checks(self, stop: asyncio.Event, workers: RegionWorkers) -> None:
+        """Run ``check_down`` every check interval, in the agent pool (off the loop)."""
         while not stop.is_set():
             try:
-                self.check_down()
+                await workers.run("agent", self.check_down)
             except Exception:  # keep checking; the next pass may succeed
                 log.exception("host health check failed")
             with contextlib.suppress(TimeoutError):
@@ -420,15 +435,21 @@ def _heartbeat_instances(body: Any) -> dict[str, tuple[bool, str]] | None:
     return seen
 
 
+def _field(body: Any, key: str) -> Any:
+    if not isinstance(body, dict):
+        raise BadRequest("the request body must be a JSON object")
+    return body.get(key)
+
+
 def _req_str(body: dict[str, Any], key: str) -> str:
-    value = body.get(key)
-    if not isinstance(value, str) or not value.strip():
-        raise BadRequest(f"'{key}' is required and must be a non-empty string")
+    value = _field(body, key)
+    if not isinstance(value, str) or not value.strip() or len(value) > 255:
+        raise BadRequest(f"'{key}' is required and must be a non-empty string (at most 255)")
     return value
 
 
 def _req_int(body: dict[str, Any], key: str) -> int:
-    value = body.get(key)
-    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-        raise BadRequest(f"'{key}' is required and must be a positive integer")
+    value = _field(body, key)
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 < value <= MAX_INT:
+        raise BadRequest(f"'{key}' is required and must be an integer from 1 to {MAX_INT}")
     return value

@@ -10,9 +10,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, delete, insert, or_, select, update
+from sqlalchemy import Engine, delete, func, insert, or_, select, update
 
 from rackpool.cloud import validation
+from rackpool.cloud.config import ImageLimits
 from rackpool.cloud.db.schema import images
 from rackpool.cloud.identity import AuthContext
 from rackpool.core.clock import Clock
@@ -28,14 +29,16 @@ CORE_KEYS = {
 }  # fmt: skip
 READ_ONLY = {"status", "size", "checksum", "owner", "created_at", "updated_at", "self", "file", "schema",
              "os_hash_algo", "os_hash_value", "virtual_size", "direct_url", "locations"}  # fmt: skip
-MAX_IMAGE_BYTES = 16 * 1024**3
 HOST_IMAGE_ID = "host"
 
 
 class ImageService:
-    def __init__(self, engine: Engine, clock: Clock, data_dir: Path) -> None:
+    def __init__(
+        self, engine: Engine, clock: Clock, data_dir: Path, limits: ImageLimits | None = None
+    ) -> None:
         self._engine = engine
         self._clock = clock
+        self._limits = limits or ImageLimits()
         self._dir = data_dir
         self._dir.mkdir(parents=True, exist_ok=True)
 
@@ -57,7 +60,7 @@ class ImageService:
             )  # fmt: skip
 
     def _visible(self, ctx: AuthContext) -> Any:
-        if ctx.is_admin:
+        if ctx.is_cloud_admin:
             return images.c.id.is_not(None)
         return or_(
             images.c.visibility.in_(("public", "community")), images.c.owner == ctx.project_id
@@ -124,7 +127,7 @@ class ImageService:
             raise BadRequest(
                 f"Invalid visibility value: {visibility!r}; use private, shared, community or public"
             )
-        if visibility == "public" and not ctx.is_admin:
+        if visibility == "public" and not ctx.is_cloud_admin:
             raise Forbidden("You are not authorized to set visibility to public (admin only).")
         df, cf = body.get("disk_format"), body.get("container_format")
         if df is not None and df not in DISK_FORMATS:
@@ -147,6 +150,7 @@ class ImageService:
         with self._engine.begin() as conn:
             if conn.execute(select(images.c.id).where(images.c.id == iid)).first():
                 raise Conflict(f"Image with identifier {iid} already exists!")
+            self._check_count(conn, ctx.project_id)
             conn.execute(
                 insert(images).values(
                     id=iid, name=name, owner=ctx.project_id, visibility=visibility, status="queued",
@@ -159,9 +163,48 @@ class ImageService:
             )  # fmt: skip
         return self.get(ctx, iid)
 
-    async def upload(self, ctx: AuthContext, image_id: str, chunks: AsyncIterator[bytes]) -> None:
+    def _check_count(self, conn: Any, project_id: str) -> None:
+        limit = self._limits.project_count
+        if limit < 0:
+            return
+        count = conn.execute(
+            select(func.count()).select_from(images).where(images.c.owner == project_id)
+        ).scalar()
+        if count >= limit:
+            raise OverLimit(
+                f"Quota exceeded: project {project_id} owns {count} images, its limit is {limit}; "
+                "delete images it no longer needs"
+            )
+
+    def _upload_cap(self, owner: str | None, image_id: str) -> tuple[int, str]:
+        """How many bytes this upload may store, and what sets that cap."""
+        lim = self._limits
+        cap, why = lim.max_size, f"Image exceeds the largest image size of {lim.max_size} bytes"
+        if lim.project_bytes >= 0 and owner is not None:
+            with self._engine.connect() as conn:
+                used = conn.execute(
+                    select(func.coalesce(func.sum(images.c.size), 0)).where(
+                        images.c.owner == owner, images.c.id != image_id
+                    )
+                ).scalar()
+            left = max(lim.project_bytes - int(used or 0), 0)
+            if left < cap:
+                cap = left
+                why = (f"Quota exceeded: image storage of project {owner} is "
+                       f"{lim.project_bytes} bytes and {used} are in use")  # fmt: skip
+        return cap, why
+
+    async def upload(
+        self,
+        ctx: AuthContext,
+        image_id: str,
+        chunks: AsyncIterator[bytes],
+        declared: int | None = None,
+    ) -> None:
+        """Store the image's data as it streams in; refused (413, nothing kept) as soon as
+        it passes the largest image size or the project's image storage quota."""
         row = self.get(ctx, image_id)
-        if row["owner"] != ctx.project_id and not ctx.is_admin:
+        if row["owner"] != ctx.project_id and not ctx.is_cloud_admin:
             raise Forbidden("You are not permitted to upload data for this image.")
         if row["status"] != "queued":
             raise Conflict(f"Image status transition from {row['status']} to saving is not allowed")
@@ -169,6 +212,9 @@ class ImageService:
             raise BadRequest(
                 "Properties disk_format and container_format must be set prior to uploading data."
             )
+        cap, why = self._upload_cap(row["owner"], image_id)
+        if declared is not None and declared > cap:
+            raise OverLimit(why)
         with self._engine.begin() as conn:
             conn.execute(update(images).where(images.c.id == image_id).values(status="saving"))
         tmp = self.path(image_id + ".part")
@@ -179,10 +225,8 @@ class ImageService:
             with open(tmp, "wb") as fh:
                 async for chunk in chunks:
                     size += len(chunk)
-                    if size > MAX_IMAGE_BYTES:
-                        raise OverLimit(
-                            f"Image exceeds the storage quota of {MAX_IMAGE_BYTES} bytes"
-                        )
+                    if size > cap:
+                        raise OverLimit(why)
                     md5.update(chunk)
                     sha.update(chunk)
                     fh.write(chunk)
@@ -210,7 +254,7 @@ class ImageService:
     def update(self, ctx: AuthContext, image_id: str, ops: Any) -> Any:
         """JSON-patch subset (add/replace/remove of name, tags, properties)."""
         row = self.get(ctx, image_id)
-        if row["owner"] != ctx.project_id and not ctx.is_admin:
+        if row["owner"] != ctx.project_id and not ctx.is_cloud_admin:
             raise Forbidden("You are not permitted to modify this image.")
         if not isinstance(ops, list):
             raise BadRequest("Request body must be a JSON array of patch operations")
@@ -247,7 +291,7 @@ class ImageService:
 
     def delete(self, ctx: AuthContext, image_id: str) -> None:
         row = self.get(ctx, image_id)
-        if row["owner"] != ctx.project_id and not ctx.is_admin:
+        if row["owner"] != ctx.project_id and not ctx.is_cloud_admin:
             raise Forbidden("You are not permitted to delete this image.")
         if row["protected"]:
             raise Forbidden(f"Image {image_id} is protected and cannot be deleted.")

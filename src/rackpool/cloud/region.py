@@ -18,6 +18,7 @@ from rackpool.cloud.hosts import HostService
 from rackpool.cloud.identity import IdentityService
 from rackpool.cloud.images import ImageService
 from rackpool.cloud.network import AddressPool
+from rackpool.cloud.workers import RegionWorkers
 from rackpool.core.clock import Clock, SystemClock
 
 log = logging.getLogger("rackpool.cloud.region")
@@ -32,6 +33,7 @@ class Region:
     images: ImageService
     hosts: HostService
     clock: Clock
+    workers: RegionWorkers
     fake_hosts: list[FakeHostRunner] = field(default_factory=list)
 
     @classmethod
@@ -40,22 +42,27 @@ class Region:
         clock = clock or SystemClock()
         state = Path(config.state_dir)
         state.mkdir(parents=True, exist_ok=True)
-        engine = make_engine(config.database_url())
+        engine = make_engine(
+            config.database_url(), pool_size=config.workers.api + config.workers.agent
+        )
         upgrade(engine)
         pool = AddressPool(config.network.cidr, str(config.network.gateway))
+        pool.ensure(engine)
         hosts = HostService(engine, config, clock, pool)
         region = cls(
             config=config,
             engine=engine,
-            identity=IdentityService(engine, clock, config.token_ttl),
+            identity=IdentityService(engine, clock, config.token_ttl, config.admin_project),
             compute=ComputeService(engine, config, clock, pool, hosts),
-            images=ImageService(engine, clock, state / "images"),
+            images=ImageService(engine, clock, state / "images", config.images),
             hosts=hosts,
             clock=clock,
+            workers=RegionWorkers(config.workers.api, config.workers.agent, config.region),
         )
         region._seed()
         region.fake_hosts = [
-            FakeHostRunner(h, hosts, config.hosts.heartbeat_interval) for h in config.fake_hosts
+            FakeHostRunner(h, hosts, config.hosts.heartbeat_interval, region.workers)
+            for h in config.fake_hosts
         ]
         return region
 
@@ -85,9 +92,7 @@ class Region:
         try:
             pid = self.identity.project_id(project)
         except NotFound:
-            pid = self.identity.create_project(project)
-            q = self.config.default_quota
-            self.compute.set_quota(pid, {"cores": q.cores, "ram": q.ram, "instances": q.instances})
+            pid = self.identity.create_project(project)  # quota: the region's default_quota
         try:
             uid = self.identity.user_id(user)
             self.identity.set_password(user, password)
@@ -99,7 +104,7 @@ class Region:
         return pid
 
     async def run_background(self, stop: asyncio.Event) -> None:
-        tasks = [asyncio.create_task(self.hosts.run_health_checks(stop))]
+        tasks = [asyncio.create_task(self.hosts.run_health_checks(stop, self.workers))]
         tasks += [asyncio.create_task(h.run(stop)) for h in self.fake_hosts]
         try:
             await stop.wait()
@@ -109,4 +114,5 @@ class Region:
             await asyncio.gather(*tasks, return_exceptions=True)
 
     def close(self) -> None:
+        self.workers.close()
         self.engine.dispose()

@@ -106,7 +106,9 @@ class FakeRack:
 @contextlib.contextmanager
 def fake_rack(tmp: Path, hosts: int = 1, name: str = "fk") -> Iterator[FakeRack]:
     """A region with ``hosts`` fake-driver agents (processes); all stopped afterwards."""
-    with running_region(tmp, name, fake_hosts=[], hosts=FAST_HOSTS) as region:
+    # the rack's tests create up to 30 servers at once in one project
+    quota = {"instances": 100, "cores": 400, "ram": 409600}
+    with running_region(tmp, name, fake_hosts=[], hosts=FAST_HOSTS, default_quota=quota) as region:
         agents: dict[str, AgentProcess] = {}
         rack = FakeRack(region, agents, region.connect(), region.connect(admin=True))
         try:

@@ -21,14 +21,17 @@ def test_quota_sets_of_each_service(conn: Any, raw_admin: Raw) -> None:
         compute = conn.compute.get_quota_set(pid)
         assert (compute.cores, compute.instances, compute.metadata_items) == (9, 4, 128)
         defaults = conn.compute.get_quota_set_defaults(pid)
-        assert defaults.cores == -1
+        assert (defaults.cores, defaults.ram, defaults.instances) == (20, 51200, 10)  # Nova's
         volume = conn.block_storage.get_quota_set(pid, usage=True)
-        assert volume.volumes == 0 and volume.usage["volumes"] == 0
+        # no volumes here, so no volume limit is enforced: -1, as /volume/v3/limits says
+        assert volume.volumes == -1 and volume.gigabytes == -1 and volume.usage["volumes"] == 0
+        limits = conn.block_storage.get_limits().absolute
+        assert (limits.max_total_volumes, limits.max_total_volume_gigabytes) == (-1, -1)
         assert conn.network.get_quota(pid).ports == 4
     finally:
         raw_admin.put(
             f"/compute/v2.1/os-quota-sets/{pid}",
-            json={"quota_set": {"cores": -1, "instances": -1}},
+            json={"quota_set": {"cores": 20, "instances": 10}},
         )
 
 

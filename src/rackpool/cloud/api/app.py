@@ -5,29 +5,41 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Route
 
 from rackpool.cloud.api import agent, compute, identity, image, network, quotas, services
 from rackpool.cloud.api.common import JSON, fault, identity_fault
 from rackpool.cloud.ports import PortService
 from rackpool.cloud.region import Region
+from rackpool.cloud.workers import RegionWorkers
 from rackpool.core.errors import BadRequest, NotFound, RackpoolError
+from rackpool.core.httpguard import BodyGuard
 
 log = logging.getLogger("rackpool.cloud.api")
+# Image data is streamed to disk with its own size cap, not read as a JSON body.
+IMAGE_UPLOAD = re.compile(r"^PUT /image/v2/images/[^/]+/file$")
+
+
+def _render(path: str, exc: RackpoolError) -> Response:
+    """``exc`` in the fault shape of the API serving ``path``."""
+    if path.startswith("/identity"):
+        return identity_fault(exc)
+    if path.startswith("/network"):
+        return network.neutron_fault(exc)
+    return fault(exc)
 
 
 async def _rackpool_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RackpoolError)
-    if request.url.path.startswith("/identity"):
-        return identity_fault(exc)
-    if request.url.path.startswith("/network"):
-        return network.neutron_fault(exc)
-    return fault(exc)
+    return _render(request.url.path, exc)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -64,6 +76,20 @@ async def root(request: Request) -> Response:
     return JSON({"service": "rackpool region", "region": request.app.state.region.config.region})
 
 
+def _offloaded(workers: RegionWorkers, routes: list[Route]) -> list[Route]:
+    """Every handler runs in a worker thread, never on the event loop (cloud/workers.py):
+    the host boundary in the ``agent`` pool, everything else in the ``api`` pool."""
+    return [
+        Route(
+            r.path,
+            workers.offload(r.endpoint, "agent" if r.path.startswith("/agent/") else "api"),
+            methods=sorted(r.methods or ()),
+            name=r.name,
+        )
+        for r in routes
+    ]
+
+
 def build_app(region: Region, run_background: bool = True) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -76,23 +102,32 @@ def build_app(region: Region, run_background: bool = True) -> Starlette:
             if task:
                 await task
 
-    from starlette.routing import Route
-
     app = Starlette(
-        routes=[Route("/", root, methods=["GET"])]
-        + identity.routes
-        + compute.routes
-        + quotas.routes
-        + services.routes
-        + image.routes
-        + network.routes
-        + agent.routes,
+        routes=_offloaded(
+            region.workers,
+            [Route("/", root, methods=["GET"])]
+            + identity.routes
+            + compute.routes
+            + quotas.routes
+            + services.routes
+            + image.routes
+            + network.routes
+            + agent.routes,
+        ),
         exception_handlers={
             RackpoolError: _rackpool_error,
             HTTPException: _http_error,
             Exception: _crash,
         },
         lifespan=lifespan,
+        middleware=[
+            Middleware(
+                BodyGuard,
+                max_bytes=region.config.max_body_bytes,
+                render=lambda scope, exc: _render(scope["path"], exc),
+                exempt=IMAGE_UPLOAD,
+            )
+        ],
     )
     app.state.region = region
     app.state.ports = PortService(region.engine, region.config)

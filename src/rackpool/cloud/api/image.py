@@ -66,7 +66,11 @@ async def image_delete(request: Request) -> Response:
 
 async def image_upload(request: Request) -> Response:
     ctx = auth(request)
-    await region_of(request).images.upload(ctx, request.path_params["image_id"], request.stream())
+    length = request.headers.get("content-length")
+    declared = int(length) if length and length.isascii() and length.isdigit() else None
+    await region_of(request).images.upload(
+        ctx, request.path_params["image_id"], request.stream(), declared
+    )
     return Response(status_code=204)
 
 
@@ -100,11 +104,15 @@ async def volume_versions(request: Request) -> Response:
 
 
 async def volume_limits(request: Request) -> Response:
+    """No volume limit is enforced (-1), and none is needed: this region has no volumes; a
+    boot-from-volume server gets a local root disk counted by the compute quota. A 0
+    here would make Zuul's launcher and nodepool see every boot-from-volume label as
+    never fitting (they need ``volumes`` 1 and ``volume-gb`` of the label's size)."""
     auth(request)
     return JSON(
         {"limits": {"rate": [], "absolute": {
-            "maxTotalVolumes": 0, "maxTotalSnapshots": 0, "maxTotalVolumeGigabytes": 0,
-            "maxTotalBackups": 0, "maxTotalBackupGigabytes": 0, "totalVolumesUsed": 0,
+            "maxTotalVolumes": -1, "maxTotalSnapshots": -1, "maxTotalVolumeGigabytes": -1,
+            "maxTotalBackups": -1, "maxTotalBackupGigabytes": -1, "totalVolumesUsed": 0,
             "totalGigabytesUsed": 0, "totalSnapshotsUsed": 0, "totalBackupsUsed": 0,
             "totalBackupGigabytesUsed": 0}}}
     )  # fmt: skip

@@ -2,7 +2,11 @@
 (``/volume/v3/{project}/os-quota-sets``) report them, for ``openstack quota show``.
 
 Only what the region enforces is reported: Nova's instances, cores and ram (checked at
-server create) and metadata_items (per server); Cinder's resources are all 0 because this region offers no volumes.
+server create; the region's ``default_quota`` unless an admin set the project's own) and
+metadata_items (per server). Cinder's resources are all -1 (no limit enforced), as in
+``/volume/v3/limits``: this region has no volumes, a boot-from-volume server gets a local
+root disk counted by the compute quota, and a 0 would make Zuul's launcher and nodepool
+treat every boot-from-volume label as never fitting.
 Reading another project's quota needs the admin role.
 """
 
@@ -20,6 +24,7 @@ from rackpool.cloud.identity import AuthContext
 from rackpool.core.errors import BadRequest
 
 NOVA = "/compute/v2.1/os-quota-sets/{target}"
+NO_LIMIT = -1
 METADATA_ITEMS = 128  # validation.metadata's per-server limit
 CINDER_KEYS = ("volumes", "snapshots", "gigabytes", "backups", "backup_gigabytes", "groups",
                "per_volume_gigabytes")  # fmt: skip
@@ -29,7 +34,7 @@ def _target(request: Request) -> tuple[AuthContext, str]:
     ctx = auth(request)
     target = request.path_params["target"]
     if target != ctx.project_id:
-        region_of(request).compute.require_admin(ctx)
+        ctx.require_cloud_admin()
     return ctx, target
 
 
@@ -66,7 +71,7 @@ async def nova_defaults(request: Request) -> Response:
 async def nova_put(request: Request) -> Response:
     ctx = auth(request)
     region = region_of(request)
-    region.compute.require_admin(ctx)
+    ctx.require_cloud_admin()
     body = await body_json(request)
     qs = body.get("quota_set") if isinstance(body, dict) else None
     if not isinstance(qs, dict):
@@ -82,16 +87,16 @@ async def cinder_get(request: Request) -> Response:
     usage = request.query_params.get("usage", "false").lower() in ("1", "true", "yes")
     if usage:
         values: dict[str, Any] = {
-            k: {"limit": 0, "in_use": 0, "reserved": 0, "allocated": 0} for k in CINDER_KEYS
+            k: {"limit": NO_LIMIT, "in_use": 0, "reserved": 0, "allocated": 0} for k in CINDER_KEYS
         }
     else:
-        values = dict.fromkeys(CINDER_KEYS, 0)
+        values = dict.fromkeys(CINDER_KEYS, NO_LIMIT)
     return JSON({"quota_set": {"id": target, **values}})
 
 
 async def cinder_defaults(request: Request) -> Response:
     _, target = _target(request)
-    return JSON({"quota_set": {"id": target, **dict.fromkeys(CINDER_KEYS, 0)}})
+    return JSON({"quota_set": {"id": target, **dict.fromkeys(CINDER_KEYS, NO_LIMIT)}})
 
 
 routes = [

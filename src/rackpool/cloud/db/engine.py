@@ -11,8 +11,13 @@ from sqlalchemy import Engine, create_engine, event
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, pool_size: int = 5) -> Engine:
     """Create an engine; SQLite gets WAL, a busy timeout and foreign keys.
+
+    ``pool_size`` is how many threads use the database at once (the region's workers).
+    SQLite transactions start with ``BEGIN IMMEDIATE``: with several worker threads, a
+    read that later writes would otherwise fail at once with "database is locked"
+    (SQLite cannot upgrade a stale WAL snapshot) instead of waiting its turn.
 
     SQL parameters (passwords, user data) never appear in an error's text, so not in a
     logged traceback either (``hide_parameters``).
@@ -20,8 +25,10 @@ def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(
             url,
-            connect_args={"check_same_thread": False, "timeout": 30},
+            connect_args={"check_same_thread": False, "timeout": 30, "isolation_level": None},
             hide_parameters=True,
+            pool_size=pool_size,
+            max_overflow=pool_size,
         )
 
         @event.listens_for(engine, "connect")
@@ -32,8 +39,14 @@ def make_engine(url: str) -> Engine:
             cur.execute("PRAGMA foreign_keys=ON")
             cur.close()
 
+        @event.listens_for(engine, "begin")
+        def _begin(conn):  # type: ignore[no-untyped-def]
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
         return engine
-    return create_engine(url, pool_pre_ping=True, hide_parameters=True)
+    return create_engine(
+        url, pool_pre_ping=True, hide_parameters=True, pool_size=pool_size, max_overflow=pool_size
+    )
 
 
 def upgrade(engine: Engine) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     Float,
@@ -25,9 +26,10 @@ projects = Table(
     Column("id", String(64), primary_key=True),
     Column("name", String(255), nullable=False, unique=True),
     Column("description", Text, nullable=False, default=""),
-    Column("quota_cores", Integer, nullable=False, default=-1),
-    Column("quota_ram", Integer, nullable=False, default=-1),
-    Column("quota_instances", Integer, nullable=False, default=-1),
+    # NULL: the region's default_quota (region.yaml), as Nova's quota defaults work
+    Column("quota_cores", Integer, nullable=True),
+    Column("quota_ram", Integer, nullable=True),
+    Column("quota_instances", Integer, nullable=True),
     Column("created_at", Float, nullable=False),
 )
 
@@ -127,6 +129,17 @@ hosts = Table(
     Column("registered_at", Float, nullable=False),
 )
 
+# One secret per host, stored as a SHA-256 digest (the secret is 256 random bits, so no
+# slow hash is needed); kept apart from ``hosts`` so an admin can issue one before the
+# host first registers.
+host_credentials = Table(
+    "host_credentials",
+    metadata,
+    Column("host", String(255), primary_key=True),
+    Column("secret_hash", String(64), nullable=False, unique=True),
+    Column("issued_at", Float, nullable=False),
+)
+
 servers = Table(
     "servers",
     metadata,
@@ -171,6 +184,25 @@ addresses = Table(
     Column("address", String(64), primary_key=True),
     Column("server_id", String(64), nullable=False, index=True),
     Column("allocated_at", Float, nullable=False),
+)
+
+# Allocation state of a range: ``next_free`` (an address as an integer) and every address
+# above it were never handed out; released addresses wait in ``free_addresses`` and are
+# reused oldest first once no fresh address is left, so exhaustion is known in O(1).
+address_ranges = Table(
+    "address_ranges",
+    metadata,
+    Column("cidr", String(64), primary_key=True),
+    Column("next_free", BigInteger, nullable=False),
+)
+
+free_addresses = Table(
+    "free_addresses",
+    metadata,
+    Column("address", String(64), primary_key=True),
+    Column("ip", BigInteger, nullable=False),
+    Column("released_at", Float, nullable=False),
+    Index("ix_free_addresses_released", "released_at", "ip"),
 )
 
 settings = Table(
