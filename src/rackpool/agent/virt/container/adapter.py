@@ -172,6 +172,9 @@ class ContainerDriver:
         d = self._dir(instance_id)
         pids = self._cgroup_pids(instance_id) | {self._record(d).get("init_pid") or 0}
         pids.discard(0)
+        # Kill and reap first, so runc deletes a stopped container (no 100 ms poll).
+        self.runc.kill(instance_id)
+        self._wait_gone(pids)
         self.runc.delete(instance_id)
         self._kill_cgroup_leftovers(instance_id)
         self._wait_gone(pids)

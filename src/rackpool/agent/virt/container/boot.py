@@ -23,12 +23,14 @@ export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/r
 echo "rackpool: booting $(hostname)"
 mkdir -p /run/sshd /var/lib/cloud/instance/sem
 chmod 0755 /run/sshd
+keygens=""
 if [ ! -e /var/lib/cloud/instance/sem/host-keys.done ]; then
   rm -f /etc/ssh/ssh_host_*
+  # one ssh-keygen per type, side by side with each other and the user's set-up
   for t in {key_types}; do
-    ssh-keygen -q -t "$t" -N '' -C "root@$(hostname)" -f "/etc/ssh/ssh_host_${{t}}_key" || exit 1
+    ssh-keygen -q -t "$t" -N '' -C "root@$(hostname)" -f "/etc/ssh/ssh_host_${{t}}_key" &
+    keygens="$keygens $!"
   done
-  touch /var/lib/cloud/instance/sem/host-keys.done
 fi
 user={user}
 if [ -n "$user" ] && ! id "$user" >/dev/null 2>&1; then
@@ -42,6 +44,8 @@ if [ -n "$user" ] && ! id "$user" >/dev/null 2>&1; then
   echo "$user ALL=(ALL) NOPASSWD:ALL" > "/etc/sudoers.d/90-rackpool-$user"
   chmod 0440 "/etc/sudoers.d/90-rackpool-$user"
 fi
+for p in $keygens; do wait "$p" || exit 1; done
+touch /var/lib/cloud/instance/sem/host-keys.done
 echo "-----BEGIN SSH HOST KEY FINGERPRINTS-----"
 for f in /etc/ssh/ssh_host_*_key.pub; do ssh-keygen -l -f "$f"; done
 echo "-----END SSH HOST KEY FINGERPRINTS-----"
