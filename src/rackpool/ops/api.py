@@ -20,6 +20,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -58,6 +59,16 @@ def _int(request: Request, name: str, default: int, lo: int, hi: int) -> int:
 def fault(exc: RackpoolError) -> JSONResponse:
     """Every API error, in OpenStack fault shape."""
     return JSONResponse({exc.fault: {"message": exc.message, "code": exc.code}}, exc.code)
+
+
+async def http_error(request: Request, exc: Exception) -> JSONResponse:
+    """Starlette's own 404/405 (no such route, wrong method), in the same fault shape."""
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        return fault(NotFound(f"The resource could not be found: {request.url.path}"))
+    err = BadRequest(f"{request.method} {request.url.path}: {exc.detail}")
+    err.code, err.fault = exc.status_code, "badMethod" if exc.status_code == 405 else err.fault
+    return fault(err)
 
 
 def _project(doc: dict[str, Any], fields: list[str] | None) -> dict[str, Any]:
@@ -165,7 +176,7 @@ def build_app(deps: ApiDeps) -> Starlette:
             Route("/api/health", health),
             Route("/api/push", push, methods=["POST"]),
         ],
-        exception_handlers={RackpoolError: on_error, Exception: crash},
+        exception_handlers={RackpoolError: on_error, HTTPException: http_error, Exception: crash},
         middleware=[
             Middleware(BodyGuard, max_bytes=deps.max_body_bytes, render=lambda _, e: fault(e))
         ],

@@ -21,12 +21,13 @@ import time
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from rackpool.core.errors import BadRequest, RackpoolError, Unauthorized
+from rackpool.core.errors import BadRequest, NotFound, RackpoolError, Unauthorized
 from rackpool.core.httpguard import BodyGuard, parse_json, query_number
 from rackpool.pool.launcher import Launcher
 from rackpool.pool.model import Node, NodeRequest
@@ -103,6 +104,16 @@ def _listing(request: Request, rows: list[dict[str, Any]]) -> Response:
 def fault(exc: RackpoolError) -> JSONResponse:
     """Every API error, in OpenStack fault shape."""
     return JSONResponse({exc.fault: {"message": exc.message, "code": exc.code}}, exc.code)
+
+
+async def http_error(request: Request, exc: Exception) -> JSONResponse:
+    """Starlette's own 404/405 (no such route, wrong method), in the same fault shape."""
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        return fault(NotFound(f"The resource could not be found: {request.url.path}"))
+    err = BadRequest(f"{request.method} {request.url.path}: {exc.detail}")
+    err.code, err.fault = exc.status_code, "badMethod" if exc.status_code == 405 else err.fault
+    return fault(err)
 
 
 async def crash(request: Request, exc: Exception) -> Response:
@@ -254,6 +265,6 @@ def create_app(launcher: Launcher, token: str) -> Starlette:
     )
     return Starlette(
         routes=routes,
-        exception_handlers={RackpoolError: on_error, Exception: crash},
+        exception_handlers={RackpoolError: on_error, HTTPException: http_error, Exception: crash},
         middleware=[guard],
     )
