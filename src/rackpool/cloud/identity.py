@@ -2,6 +2,13 @@
 
 Passwords are stored as scrypt hashes, tokens as SHA-256 digests: a copy of the
 database never yields a usable credential.
+
+Scope follows Keystone: a token is scoped to one project and its roles are the roles
+held on that project. Cloud-wide power (other projects' resources, hosts, quotas,
+public flavors and images) comes only from the ``admin`` role on the region's admin
+project (``admin_project`` in region.yaml, ``admin`` by default, Keystone's
+``admin_project_name``); the ``admin`` role on any other project grants nothing beyond
+that project. ``AuthContext.is_cloud_admin`` is the one test every API uses.
 """
 
 from __future__ import annotations
@@ -16,10 +23,14 @@ from sqlalchemy import Engine, delete, insert, select, update
 
 from rackpool.cloud.db.schema import projects, role_assignments, tokens, users
 from rackpool.core.clock import Clock
-from rackpool.core.errors import BadRequest, Conflict, NotFound, Unauthorized
+from rackpool.core.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized
 
 ROLES = ("admin", "member")
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1}
+# Checked against when the user does not exist, so that a login for an unknown user
+# costs the same scrypt work as a wrong password (timing does not reveal user names).
+# Same shape as hash_password's output; no password matches it.
+DUMMY_PASSWORD_HASH = "scrypt$" + "00" * 16 + "$" + "ff" * 32
 
 
 def hash_password(password: str) -> str:
@@ -55,18 +66,29 @@ class AuthContext:
     issued_at: float
     expires_at: float
     token_hash: str
+    is_cloud_admin: bool = False
 
-    @property
-    def is_admin(self) -> bool:
-        return "admin" in self.roles
+    def require_cloud_admin(self) -> None:
+        """Refuse unless the caller holds the admin role on the cloud's admin project."""
+        if not self.is_cloud_admin:
+            raise Forbidden(
+                "Policy doesn't allow this operation to be performed (cloud admin only: the "
+                "admin role on the cloud's admin project)."
+            )
 
 
 class IdentityService:
-    def __init__(self, engine: Engine, clock: Clock, ttl: float) -> None:
+    def __init__(
+        self, engine: Engine, clock: Clock, ttl: float, admin_project: str = "admin"
+    ) -> None:
         self._engine = engine
         self._clock = clock
         self._ttl = ttl
+        self._admin_project = admin_project
         self._cache: dict[str, AuthContext] = {}
+
+    def _cloud_admin(self, project_name: str, roles: tuple[str, ...]) -> bool:
+        return "admin" in roles and project_name == self._admin_project
 
     # -- management -------------------------------------------------------
     def create_project(self, name: str, description: str = "") -> str:
@@ -158,7 +180,9 @@ class IdentityService:
         """Check a password and issue a project-scoped token."""
         with self._engine.connect() as conn:
             user = conn.execute(select(users).where(users.c.name == user_name)).mappings().first()
-            if user is None or not check_password(password, user["password_hash"]):
+            stored = DUMMY_PASSWORD_HASH if user is None else user["password_hash"]
+            # the same scrypt work whether or not the user exists
+            if not check_password(password, stored) or user is None:
                 raise Unauthorized("The request you have made requires authentication.")
             proj = (
                 conn.execute(
@@ -195,6 +219,7 @@ class IdentityService:
             issued_at=now,
             expires_at=now + self._ttl,
             token_hash=token_digest(token),
+            is_cloud_admin=self._cloud_admin(proj["name"], roles),
         )
         with self._engine.begin() as conn:
             conn.execute(
@@ -261,6 +286,7 @@ class IdentityService:
             issued_at=row["issued_at"],
             expires_at=row["expires_at"],
             token_hash=digest,
+            is_cloud_admin=self._cloud_admin(row["project_name"], roles),
         )
         self._cache[digest] = ctx
         return ctx

@@ -128,7 +128,7 @@ class PortService:
             servers.c.created_at, servers.c.updated_at,
         )  # fmt: skip
         q = select(*cols).where(servers.c.address.is_not(None))
-        if not ctx.is_admin:
+        if not ctx.is_cloud_admin:
             q = q.where(servers.c.project_id == ctx.project_id)
         return q
 

@@ -77,7 +77,7 @@ async def flavor_extra_specs(request: Request) -> Response:
 async def flavor_create(request: Request) -> Response:
     ctx = auth(request)
     compute = region_of(request).compute
-    compute.require_admin(ctx)
+    ctx.require_cloud_admin()
     row = compute.create_flavor(await body_json(request))
     return JSON({"flavor": views.flavor(row, _api(request))})
 
@@ -85,7 +85,7 @@ async def flavor_create(request: Request) -> Response:
 async def flavor_delete(request: Request) -> Response:
     ctx = auth(request)
     compute = region_of(request).compute
-    compute.require_admin(ctx)
+    ctx.require_cloud_admin()
     compute.delete_flavor(request.path_params["flavor_id"])
     return Response(status_code=202)
 
@@ -101,7 +101,7 @@ async def servers_list(request: Request) -> Response:
     base = _api(request)
     detail = request.url.path.endswith("/detail")
     if detail:
-        items = [views.server(r, base, ctx.is_admin) for r in rows]
+        items = [views.server(r, base, ctx.is_cloud_admin) for r in rows]
     else:
         items = [
             {"id": r["id"], "name": r["name"],
@@ -165,7 +165,7 @@ async def server_create(request: Request) -> Response:
 async def server_get(request: Request) -> Response:
     ctx = auth(request)
     row = region_of(request).compute.get_server(ctx, request.path_params["server_id"])
-    return JSON({"server": views.server(row, _api(request), ctx.is_admin)})
+    return JSON({"server": views.server(row, _api(request), ctx.is_cloud_admin)})
 
 
 async def server_delete(request: Request) -> Response:
@@ -243,7 +243,7 @@ async def limits(request: Request) -> Response:
     ctx = auth(request)
     project = request.query_params.get("tenant_id") or ctx.project_id
     if project != ctx.project_id:
-        region_of(request).compute.require_admin(ctx)
+        ctx.require_cloud_admin()
     return JSON({"limits": region_of(request).compute.limits(project)})
 
 

@@ -11,7 +11,7 @@ from starlette.routing import Route
 from rackpool.cloud.api.common import JSON, auth, base_url, body_json, region_of
 from rackpool.cloud.identity import AuthContext
 from rackpool.cloud.views import iso_micro
-from rackpool.core.errors import BadRequest, Unauthorized
+from rackpool.core.errors import BadRequest, Forbidden, NotFound, Unauthorized
 
 DOMAIN = {"id": "default", "name": "Default"}
 
@@ -112,23 +112,31 @@ async def issue(request: Request) -> Response:
     return JSON(token_body(request, ctx), status_code=201, headers={"X-Subject-Token": token})
 
 
+def _subject(request: Request) -> tuple[AuthContext, str]:
+    """The X-Subject-Token's context, for its own user or a cloud admin only (Keystone's
+    ``identity:validate_token``: 403 otherwise); an invalid, expired or revoked subject is
+    404 as in Keystone (the caller's own X-Auth-Token failing is still 401)."""
+    caller = auth(request)
+    subject = request.headers.get("x-subject-token") or ""
+    try:
+        target = region_of(request).identity.validate(subject)
+    except Unauthorized:
+        raise NotFound("Could not find token: the subject token is invalid or expired.") from None
+    if target.user_id != caller.user_id and not caller.is_cloud_admin:
+        raise Forbidden("You are not authorized to validate or revoke another user's token.")
+    return target, subject
+
+
 async def validate(request: Request) -> Response:
-    auth(request)
-    subject = request.headers.get("x-subject-token")
-    ctx = region_of(request).identity.validate(subject)
+    ctx, subject = _subject(request)
     if request.method == "HEAD":
         return Response(status_code=200)
-    return JSON(token_body(request, ctx), headers={"X-Subject-Token": subject or ""})
+    return JSON(token_body(request, ctx), headers={"X-Subject-Token": subject})
 
 
 async def revoke(request: Request) -> Response:
-    caller = auth(request)
-    subject = request.headers.get("x-subject-token") or ""
-    region = region_of(request)
-    target = region.identity.validate(subject)
-    if target.user_id != caller.user_id and not caller.is_admin:
-        raise Unauthorized("You may revoke only your own tokens.")
-    region.identity.revoke(subject)
+    _, subject = _subject(request)
+    region_of(request).identity.revoke(subject)
     return Response(status_code=204)
 
 
@@ -136,7 +144,7 @@ async def projects(request: Request) -> Response:
     ctx = auth(request)
     region = region_of(request)
     rows = region.identity.list_projects()
-    if not ctx.is_admin:
+    if not ctx.is_cloud_admin:
         rows = [r for r in rows if r["id"] == ctx.project_id]
     return JSON(
         {"projects": [{"id": r["id"], "name": r["name"], "domain_id": "default", "enabled": True,

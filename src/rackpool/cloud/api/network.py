@@ -218,13 +218,13 @@ async def ports(request: Request) -> Response:
     ctx = auth(request)
     device_ids = request.query_params.getlist("device_id") or None
     rows = ports_of(request).list_ports(ctx, device_ids)
-    return listing(request, "ports", [_port(p, ctx.is_admin) for p in rows], PORT_KEYS)
+    return listing(request, "ports", [_port(p, ctx.is_cloud_admin) for p in rows], PORT_KEYS)
 
 
 async def port_get(request: Request) -> Response:
     ctx = auth(request)
     port = ports_of(request).get_port(ctx, request.path_params["id"])
-    return JSON({"port": _port(port, ctx.is_admin)})
+    return JSON({"port": _port(port, ctx.is_cloud_admin)})
 
 
 async def port_delete(request: Request) -> Response:
@@ -266,7 +266,7 @@ def _quota(request: Request) -> tuple[dict[str, int], dict[str, int]]:
     region = region_of(request)
     pid = request.path_params["project_id"]
     if pid != ctx.project_id:
-        region.compute.require_admin(ctx)
+        ctx.require_cloud_admin()
     with region.engine.connect() as conn:
         instances = region.compute.quota(conn, pid)["instances"]
     limits = {k: 0 for k in NO_QUOTA} | {"port": instances}
@@ -295,7 +295,7 @@ async def quota_default(request: Request) -> Response:
 
 async def quotas_list(request: Request) -> Response:
     ctx = auth(request)
-    region_of(request).compute.require_admin(ctx)
+    ctx.require_cloud_admin()
     return JSON({"quotas": []})
 
 

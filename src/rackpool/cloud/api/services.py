@@ -35,7 +35,7 @@ class HypervisorUptimeNotImplemented(RackpoolError):
 def _admin(request: Request) -> Region:
     ctx = auth(request)
     region = region_of(request)
-    region.compute.require_admin(ctx)
+    ctx.require_cloud_admin()
     return region
 
 
