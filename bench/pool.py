@@ -1,6 +1,6 @@
 """Pool benchmarks; prints numbers (targets from issue 4 in brackets).
 
-    .venv/bin/python bench/pool.py [--quick] [--only warm|cold|container|throughput|failover ...]
+    .venv/bin/python bench/pool.py [--quick] [--only warm|cold|container|throughput|failover|coldstart ...]
 
 (a) request -> nodes-in-hand latency over the HTTP API: warm pool (fake provider,
     min-ready covers the load) [p50 < 50 ms], and cold against a rackpool region
@@ -9,7 +9,12 @@
     node is in hand only once its SSH host keys were scanned (each node handed out is
     then logged into with exactly those keys, outside the timing);
 (b) launch+release throughput on fake providers [>= 1,000 per minute];
-(c) time from killing a region controller to its load being served elsewhere [< 15 s].
+(c) time from killing a region controller to its load being served elsewhere [< 15 s];
+(d) cold start (issue 13, root with runc): ``rackpool pool serve`` exec -> API answering
+    [< 0.5 s] and -> 2 ready nodes on container hosts, host keys scanned [< 1.5 s], each
+    also as a ratio to the floor measured in the same run: 2 bare containers started
+    with the container driver until sshd answers (``bench/pool_cold_start.py``);
+(e) a node released as used -> its server gone from the cloud [< 1 s].
 Every loop is bounded in count and time.
 """
 
@@ -29,6 +34,8 @@ import httpx
 import uvicorn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import pool_cold_start  # noqa: E402
 
 from rackpool.pool.api import create_app  # noqa: E402
 from rackpool.pool.config import PoolConfig  # noqa: E402
@@ -257,7 +264,7 @@ def failover(tmp: Path) -> None:
 
 
 def main() -> None:
-    parts = ("warm", "cold", "container", "throughput", "failover")
+    parts = ("warm", "cold", "container", "throughput", "failover", "coldstart")
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--only", action="append", choices=parts, help="run only these (repeatable)")
@@ -277,6 +284,8 @@ def main() -> None:
             throughput(tmp, 300 if args.quick else 1200, 120)
         if "failover" in only:
             failover(tmp)
+        if "coldstart" in only:
+            pool_cold_start.run(tmp, 3 if args.quick else 10)
 
 
 if __name__ == "__main__":
