@@ -56,7 +56,9 @@ class Probe:
     def run(self) -> None:
         with httpx.Client(base_url=self.url, timeout=10) as c:
             reg = {"name": self.host, "vcpus": 8, "ram_mb": 8192, "disk_gb": 100, "driver": "fake"}
-            c.post("/agent/v1/hosts", json=reg, headers={"X-Agent-Token": AGENT_TOKEN})
+            r = c.post("/agent/v1/hosts", json=reg, headers={"X-Agent-Token": AGENT_TOKEN})
+            r.raise_for_status()
+            cred = r.json().get("credential", AGENT_TOKEN)  # the host's own, once enrolled
             while not self.stop.is_set():
                 for path, out in (("/", self.root), ("beat", self.beat)):
                     t0 = time.perf_counter()
@@ -65,7 +67,7 @@ class Probe:
                             r = c.get("/")
                         else:
                             r = c.post(f"/agent/v1/hosts/{self.host}/heartbeat", json={},
-                                       headers={"X-Agent-Token": AGENT_TOKEN})  # fmt: skip
+                                       headers={"X-Agent-Token": cred})  # fmt: skip
                         ok = r.status_code == 200
                     except httpx.HTTPError:
                         ok = False
@@ -209,10 +211,10 @@ def hostile(region: RegionProcess, seconds: float) -> Callable[[threading.Event]
                         "server": {
                             "name": "greedy",
                             "imageRef": "host",
-                            "flavorRef": "1",
+                            "flavorRef": "4",
                             "networks": "none",
-                            "min_count": 100000,
-                            "max_count": 100000,
+                            "min_count": 100,
+                            "max_count": 100,
                         }
                     },
                 )
