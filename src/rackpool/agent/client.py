@@ -25,6 +25,10 @@ class ControllerClient:
     def close(self) -> None:
         self._http.close()
 
+    def set_token(self, token: str) -> None:
+        """Present ``token`` (this host's own credential) from now on."""
+        self._http.headers["X-Agent-Token"] = token
+
     def _call(self, method: str, path: str, body: Any = None) -> Any:
         try:
             resp = self._http.request(method, path, json=body)

@@ -4,7 +4,7 @@ Example::
 
     controller:
       url: http://127.0.0.1:8774
-      token: <agent_token of the region>
+      token: <the region's agent_token (enrolls once), or this host's own credential>
     host:
       name: r1-h1
       availability_zone: nova
@@ -39,7 +39,11 @@ class ControllerSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     url: str = Field(description="region controller base URL, e.g. http://127.0.0.1:8774")
-    token: SecretStr = Field(description="the region's agent token (sent as X-Agent-Token)")
+    token: SecretStr = Field(
+        description="the region's agent token, which enrolls this host once (the credential "
+        "it gets back is kept in state_dir/host-credential and used from then on), or this "
+        "host's own credential from 'rackpool cloud admin host credential NAME' (X-Agent-Token)"
+    )
     timeout: float = Field(10.0, gt=0, description="seconds per HTTP request")
 
     @field_validator("url")

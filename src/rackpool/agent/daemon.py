@@ -9,6 +9,7 @@ not, reports what vanished).
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -32,6 +33,8 @@ from rackpool.core.errors import RackpoolError
 log = logging.getLogger("rackpool.agent.daemon")
 
 CONSOLE_REFRESH = 2.0  # seconds between console log re-reports of one instance
+# This host's own credential, as its first registration returned it (docs/agent-api.md).
+CREDENTIAL_FILE = "host-credential"
 
 
 class Agent:
@@ -45,11 +48,15 @@ class Agent:
         self.host = config.host.name
         self.state_dir = Path(config.state_dir)
         self.state_dir.mkdir(parents=True, exist_ok=True)
+        self._credential_file = self.state_dir / CREDENTIAL_FILE
+        stored = self._stored_credential()
         self.client = client or ControllerClient(
             config.controller.url,
-            config.controller.token.get_secret_value(),
+            stored or config.controller.token.get_secret_value(),
             config.controller.timeout,
         )
+        if stored and client is not None:
+            client.set_token(stored)
         self.driver = driver or make_driver(config)
         self.images = ImageCache(self.state_dir / "images", self.client)
         self._pool = ThreadPoolExecutor(config.spawn_workers, thread_name_prefix="agent-work")
@@ -79,6 +86,11 @@ class Agent:
             except (ControllerUnavailable, HostNetworkBusy) as exc:
                 backoff = min(max(backoff * 2, 0.5), 10.0)
                 log.warning("retrying in %.1fs: %s", backoff, exc, extra=self._extra)
+            except ControllerRejected as exc:
+                if exc.status == 401 and self._forget_credential():
+                    continue  # register again with the configured token at once
+                backoff = min(max(backoff * 2, 0.5), 10.0)
+                log.error("tick failed: %s", exc, extra=self._extra)
             except RackpoolError as exc:
                 backoff = min(max(backoff * 2, 0.5), 10.0)
                 log.error("tick failed: %s", exc, extra=self._extra)
@@ -145,11 +157,46 @@ class Agent:
                 "version": rackpool.__dict__.get("__version__", "0.1.0"),
             }
         )
+        if resp.get("credential"):
+            self._store_credential(str(resp["credential"]))
         self._heartbeat_interval = float(resp.get("heartbeat_interval") or 2.0)
         self._setup_network(resp.get("network") or {})
         self._registered = True
         self._reported.clear()  # after (re-)registering, report every running instance again
         log.info("registered with %s", self.config.controller.url, extra=self._extra)
+
+    # -- this host's credential ---------------------------------------------------------
+    def _stored_credential(self) -> str | None:
+        try:
+            return self._credential_file.read_text().strip() or None
+        except FileNotFoundError:
+            return None
+
+    def _store_credential(self, secret: str) -> None:
+        """Keep the credential the controller issued (0600 from creation) and use it."""
+        tmp = self._credential_file.with_suffix(".tmp")
+        tmp.unlink(missing_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secret + "\n")
+        os.replace(tmp, self._credential_file)
+        self.client.set_token(secret)
+        log.info("stored this host's credential", extra=self._extra)
+
+    def _forget_credential(self) -> bool:
+        """After a 401 for the stored credential (the controller's database was replaced,
+        or an admin issued a new one): drop it and present the configured token again.
+        False when there was none to drop."""
+        if self._stored_credential() is None:
+            return False
+        log.warning(
+            "the controller refused this host's stored credential; registering again with "
+            "the configured token", extra=self._extra,
+        )  # fmt: skip
+        self._credential_file.unlink(missing_ok=True)
+        self.client.set_token(self.config.controller.token.get_secret_value())
+        self._registered = False
+        return True
 
     def _setup_network(self, net: dict[str, Any]) -> None:
         if self.driver.name == "fake":

@@ -122,6 +122,9 @@ def _admin_action(region: Any, args: argparse.Namespace) -> Any:
         )
     if what == "host" and action == "drain":
         return _drain(region, args.name, args.wait)
+    if what == "host" and action == "credential":
+        # shown once; the old credential stops working (docs/agent-api.md)
+        return {"host": args.name, "credential": region.hosts.credentials.issue(args.name)}
     raise BadRequest(f"unknown admin action: {what} {action}")  # pragma: no cover
 
 
@@ -185,6 +188,11 @@ def register(sub: Any) -> None:
     for act in ("enable", "disable"):
         h = host.add_parser(act)
         h.add_argument("name")
+    h = host.add_parser(
+        "credential",
+        help="issue the host a new agent credential (printed once; its old one stops working)",
+    )
+    h.add_argument("name")
     h = host.add_parser("drain", help="disable (no new instances) and wait for it to empty")
     h.add_argument("name")
     h.add_argument(

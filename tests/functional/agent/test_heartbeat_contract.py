@@ -21,14 +21,23 @@ class Wire:
     """The agent side of ``/agent/v1`` for named hosts."""
 
     def __init__(self, url: str) -> None:
-        self.http = httpx.Client(base_url=url, headers={"X-Agent-Token": AGENT_TOKEN}, timeout=10)
+        self.http = httpx.Client(base_url=url, timeout=10)
+        self.credentials: dict[str, str] = {}  # host -> its own credential
+
+    def _as(self, host: str) -> dict[str, str]:
+        return {"X-Agent-Token": self.credentials[host]}
 
     def register(self, host: str) -> None:
         body = {"name": host, "driver": "wire", "vcpus": 8, "ram_mb": 16384, "disk_gb": 100}
-        self.http.post("/agent/v1/hosts", json=body).raise_for_status()
+        token = self.credentials.get(host, AGENT_TOKEN)
+        resp = self.http.post("/agent/v1/hosts", json=body, headers={"X-Agent-Token": token})
+        resp.raise_for_status()
+        self.credentials.setdefault(host, resp.json().get("credential"))
 
     def heartbeat(self, host: str, body: Any) -> httpx.Response:
-        return self.http.post(f"/agent/v1/hosts/{host}/heartbeat", json=body)
+        return self.http.post(
+            f"/agent/v1/hosts/{host}/heartbeat", json=body, headers=self._as(host)
+        )
 
     def beat(self, host: str, *running: str, stopped: dict[str, str] | None = None) -> Any:
         items = [{"id": i, "running": True} for i in running]
@@ -39,7 +48,9 @@ class Wire:
 
     def active(self, host: str, server_id: str) -> None:
         body = {"host": host, "status": "ACTIVE", "host_keys": ["ssh-ed25519 AAAAwire"]}
-        self.http.post(f"/agent/v1/instances/{server_id}/report", json=body).raise_for_status()
+        self.http.post(
+            f"/agent/v1/instances/{server_id}/report", json=body, headers=self._as(host)
+        ).raise_for_status()
 
 
 @pytest.fixture

@@ -56,6 +56,12 @@ def test_tarball_image_fetch_verify_unpack(tmp_path: Path) -> None:
             file_url=f"/agent/v1/images/{image.id}/file",
         )
         client = ControllerClient(region.url, AGENT_TOKEN)
+        # a host fetches only images its instances use: enroll one and place a server on it
+        reg = client.register(
+            {"name": "tar-h1", "driver": "fake", "vcpus": 4, "ram_mb": 4096, "disk_gb": 40}
+        )
+        client.set_token(reg["credential"])
+        conn.compute.create_server(name="uses-tar", image_id=image.id, flavor_id="1")
         try:
             cache = ImageCache(tmp_path / "images", client)
             local = cache.prepare(spec, "rootfs")

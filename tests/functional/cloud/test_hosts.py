@@ -80,9 +80,12 @@ def test_agent_api_needs_the_agent_token(tmp_path: Path) -> None:
         assert resp.json()["network"]["gateway"] == "198.18.0.1"
         bad_body = httpx.post(f"{r.url}/agent/v1/hosts", json={"name": "h"}, headers=good)
         assert bad_body.status_code == 400 and "vcpus" in bad_body.json()["badRequest"]["message"]
-        assert httpx.get(f"{r.url}/agent/v1/hosts/h9/instances", headers=good).json() == {
+        # the region token enrolled h9; from now on h9 presents its own credential
+        own = {"X-Agent-Token": resp.json()["credential"]}
+        assert httpx.get(f"{r.url}/agent/v1/hosts/h9/instances", headers=own).json() == {
             "instances": []
         }
+        assert httpx.get(f"{r.url}/agent/v1/hosts/h9/instances", headers=good).status_code == 403
 
 
 def test_drain_from_the_admin_cli_waits_for_the_host_to_empty(tmp_path: Path) -> None:

@@ -2,50 +2,90 @@
 
 from __future__ import annotations
 
-import hmac
-
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import Route
 
 from rackpool.cloud.api.common import JSON, auth, body_json, region_of
-from rackpool.core.errors import NotFound, Unauthorized
+from rackpool.cloud.hostcreds import AgentCaller
+from rackpool.core.errors import BadRequest, Forbidden, NotFound, Unauthorized
 
 
-def _agent(request: Request) -> None:
+def _caller(request: Request) -> AgentCaller:
+    """Who presents X-Agent-Token: a host by its own credential, or the region's
+    enrollment token (good only for a first registration)."""
     token = request.headers.get("x-agent-token") or ""
-    expected = region_of(request).config.agent_token
-    if not hmac.compare_digest(token.encode(), expected.encode()):
+    caller = region_of(request).hosts.credentials.identify(token)
+    if caller is None:
         raise Unauthorized("agent token missing or wrong (X-Agent-Token)")
+    return caller
+
+
+def _host(request: Request, name: str | None = None) -> str:
+    """The calling host's name; 403 unless it is ``name`` (when given)."""
+    caller = _caller(request)
+    if caller.host is None:
+        raise Forbidden(
+            "the region's enrollment token only registers a new host; present this host's "
+            "own credential (returned by its first registration)"
+        )
+    if name is not None and caller.host != name:
+        raise Forbidden(f"this credential belongs to host {caller.host}, not {name}")
+    return caller.host
 
 
 async def register(request: Request) -> Response:
-    _agent(request)
-    return JSON(region_of(request).hosts.register(await body_json(request)))
+    caller = _caller(request)
+    body = await body_json(request)
+    name = body.get("name") if isinstance(body, dict) else None
+    if not isinstance(name, str) or not name.strip():
+        raise BadRequest("'name' is required and must be a non-empty string")
+    hosts = region_of(request).hosts
+    if caller.host is not None and caller.host != name:
+        raise Forbidden(f"this credential belongs to host {caller.host}, not {name}")
+    if caller.enrolling and hosts.credentials.has(name):
+        raise Forbidden(
+            f"host {name} already has a credential: present it, or have an admin issue a new "
+            f"one (rackpool cloud admin host credential {name})"
+        )
+    out = hosts.register(body)
+    if caller.enrolling:
+        secret = hosts.credentials.enroll(name)
+        if secret is None:  # another enrollment of this name won the race
+            raise Forbidden(f"host {name} already has a credential")
+        out["credential"] = secret
+    return JSON(out)
 
 
 async def heartbeat(request: Request) -> Response:
-    _agent(request)
+    name = _host(request, request.path_params["name"])
     raw = await request.body()
     body = await body_json(request) if raw else {}
-    return JSON(region_of(request).hosts.heartbeat(request.path_params["name"], body))
+    return JSON(region_of(request).hosts.heartbeat(name, body))
 
 
 async def pull(request: Request) -> Response:
-    _agent(request)
-    return JSON({"instances": region_of(request).hosts.pull(request.path_params["name"])})
+    name = _host(request, request.path_params["name"])
+    return JSON({"instances": region_of(request).hosts.pull(name)})
 
 
 async def report(request: Request) -> Response:
-    _agent(request)
-    region_of(request).hosts.report(request.path_params["server_id"], await body_json(request))
+    name = _host(request)
+    body = await body_json(request)
+    if isinstance(body, dict) and body.get("host", name) != name:
+        raise Forbidden(f"this credential belongs to host {name}, not {body.get('host')}")
+    # the instance must be on this host (404 otherwise), whatever the body says
+    region_of(request).hosts.report(request.path_params["server_id"], body)
     return JSON({"ok": True})
 
 
 async def image_file(request: Request) -> Response:
-    _agent(request)
+    name = _host(request)
     region = region_of(request)
-    row = region.images.get_any(request.path_params["image_id"])
+    image_id = request.path_params["image_id"]
+    if not region.hosts.uses_image(name, image_id):
+        raise NotFound(f"image {image_id} is not used by an instance on host {name}")
+    row = region.images.get_any(image_id)
     path = region.images.path(row["id"])
     if row["builtin"] or row["status"] != "active" or not path.exists():
         raise NotFound(f"image {row['id']} has no data")
@@ -55,14 +95,14 @@ async def image_file(request: Request) -> Response:
 async def admin_hosts(request: Request) -> Response:
     ctx = auth(request)
     region = region_of(request)
-    region.compute.require_admin(ctx)
+    ctx.require_cloud_admin()
     return JSON({"hosts": region.hosts.list_hosts()})
 
 
 async def admin_host_action(request: Request) -> Response:
     ctx = auth(request)
     region = region_of(request)
-    region.compute.require_admin(ctx)
+    ctx.require_cloud_admin()
     name, action = request.path_params["name"], request.path_params["action"]
     if action == "enable":
         return JSON({"host": region.hosts.set_enabled(name, True)})
@@ -72,6 +112,14 @@ async def admin_host_action(request: Request) -> Response:
     raise NotFound(f"unknown host action {action!r}; use enable, disable or drain")
 
 
+async def admin_host_credential(request: Request) -> Response:
+    """Issue host ``name`` a new credential (the old one stops working), shown once."""
+    auth(request).require_cloud_admin()
+    name = request.path_params["name"]
+    secret = region_of(request).hosts.credentials.issue(name)
+    return JSON({"host": name, "credential": secret})
+
+
 routes = [
     Route("/agent/v1/hosts", register, methods=["POST"]),
     Route("/agent/v1/hosts/{name}/heartbeat", heartbeat, methods=["POST"]),
@@ -79,5 +127,6 @@ routes = [
     Route("/agent/v1/instances/{server_id}/report", report, methods=["POST"]),
     Route("/agent/v1/images/{image_id}/file", image_file, methods=["GET"]),
     Route("/admin/v1/hosts", admin_hosts, methods=["GET"]),
+    Route("/admin/v1/hosts/{name}/credential", admin_host_credential, methods=["POST"]),
     Route("/admin/v1/hosts/{name}/{action}", admin_host_action, methods=["POST"]),
 ]
