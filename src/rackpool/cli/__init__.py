@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
-from rackpool.core.errors import RackpoolError
+from rackpool.core.errors import RackpoolError, TemporaryError
 
 # Modules that contribute sub-commands; each defines register(subparsers).
 COMMAND_MODULES = (
@@ -44,13 +46,33 @@ COMMANDS = {
 }
 
 
+PRIVATE_UMASK = 0o077
+
+
 class UsageError(RackpoolError):
     code = 2
 
 
+class _Parser(argparse.ArgumentParser):
+    """Nonsense arguments: one line on stderr and exit 2 (argparse prints the usage too).
+    Sub-command parsers are made of the same class."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"rackpool: error: {message} (see: {self.prog} --help)\n")
+
+
+def _one_line(exc: BaseException) -> str:
+    return "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+
+
+def _exit_code(exc: RackpoolError) -> int:
+    """2 for what the caller must fix (arguments, files, input); 1 for the rest."""
+    return 1 if isinstance(exc, TemporaryError) or exc.code >= 500 else 2
+
+
 def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     """The parser for ``argv``: with only its command's module when that is known."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="rackpool",
         description="Bare-metal racks as a small cloud, feeding a CI node pool.",
     )
@@ -73,15 +95,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     handler = getattr(args, "handler", None)
     if handler is None:
-        parser.print_help()
-        return 2
+        parser.error("give a command")
+    # State files (databases, secrets, keys, configs, logs, the index) are private
+    # from the moment they exist: 0600 files, 0700 directories, never a chmod later.
+    os.umask(PRIVATE_UMASK)
     try:
         return int(handler(args) or 0)
     except RackpoolError as exc:
-        print(f"rackpool: error: {exc}", file=sys.stderr)
-        return 2 if isinstance(exc, UsageError) else 1
+        print(f"rackpool: error: {_one_line(exc)}", file=sys.stderr)
+        return _exit_code(exc)
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # a bug: one line, the traceback only on request
+        if os.environ.get("RACKPOOL_DEBUG"):
+            raise
+        print(
+            f"rackpool: error: {type(exc).__name__}: {_one_line(exc)} "
+            "(RACKPOOL_DEBUG=1 shows the traceback)",
+            file=sys.stderr,
+        )
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

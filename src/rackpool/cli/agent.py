@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import argparse
 import faulthandler
+import os
 import signal
 import sys
+from pathlib import Path
 from typing import Any
 
 
@@ -19,6 +21,11 @@ def _run(args: argparse.Namespace) -> int:
     from rackpool.core.logs import setup_logging
 
     config = load_model(args.config, AgentConfig)
+    # Instances' root filesystems are assembled under the state dir and must keep their
+    # images' modes (a 0700 /etc breaks every non-root user in a guest); the state dir
+    # itself is 0700, which keeps all of it private.
+    os.umask(0o022)
+    Path(config.state_dir).mkdir(mode=0o700, parents=True, exist_ok=True)
     as_json = args.log_format == "json" or (args.log_format == "auto" and not sys.stderr.isatty())
     setup_logging(
         "agent",
