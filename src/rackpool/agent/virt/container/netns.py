@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rackpool.agent.hostnet import check_address, link_exists, run_ip, short_name
+from rackpool.agent.hostnet import check_address, run_ip, short_name
 from rackpool.core.instance import NetworkSpec
 
 NETNS_DIR = Path("/run/netns")
+SYS_NET = Path("/sys/class/net")  # this (the host's) namespace's links
 
 
 def netns_name(instance_id: str) -> str:
@@ -25,9 +26,10 @@ def plug(instance_id: str, bridge: str, net: NetworkSpec) -> str:
     ns, veth = netns_name(instance_id), veth_name(instance_id)
     if not (NETNS_DIR / ns).exists():
         run_ip(["netns", "add", ns])
-    if not link_exists(veth):
-        run_ip(["link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", ns])
-    run_ip(["link", "set", veth, "master", bridge, "up"])
+    host = f"link set {veth} master {bridge} up\n"
+    if not _host_link(veth):
+        host = f"link add {veth} type veth peer name eth0 netns {ns}\n" + host
+    run_ip(["-batch", "-"], stdin=host)
     batch = (
         f"link set lo up\n"
         f"link set eth0 address {net.mac}\n"
@@ -44,8 +46,13 @@ def unplug(instance_id: str) -> None:
     ns, veth = netns_name(instance_id), veth_name(instance_id)
     if (NETNS_DIR / ns).exists():
         run_ip(["netns", "del", ns], check=False)
-    if link_exists(veth):
+    if _host_link(veth):
         run_ip(["link", "del", veth], check=False)
+
+
+def _host_link(name: str) -> bool:
+    """The link exists in the host's namespace (sysfs: no ``ip`` process to ask)."""
+    return (SYS_NET / name).exists()
 
 
 def exists(instance_id: str) -> bool:
