@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import sys
 from typing import Any
 
 from rackpool.core.config import parse_model, read_yaml
@@ -45,16 +46,22 @@ def validate(path: str, kind: str | None) -> str:
 
 
 def _run(args: argparse.Namespace) -> int:
-    failed = 0
+    """0 if every file is valid; 1 if some config has problems (listed on stdout, each
+    with its YAML path); 2 if some file is not a readable config at all (stderr)."""
+    invalid = unreadable = 0
     for path in args.files:
         try:
             kind = validate(path, args.kind)
         except ConfigError as exc:
-            failed += 1
-            print(f"rackpool: error: {exc}")
+            if exc.problems:
+                invalid += 1
+                print(f"rackpool: error: {exc}")
+            else:
+                unreadable += 1
+                print(f"rackpool: error: {exc}", file=sys.stderr)
             continue
         print(f"{path}: valid {kind} config")
-    return 1 if failed else 0
+    return 2 if unreadable else 1 if invalid else 0
 
 
 def register(sub: Any) -> None:

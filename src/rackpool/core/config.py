@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import stat
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -11,6 +12,7 @@ from pydantic import BaseModel, ValidationError
 from rackpool.core.errors import ConfigError
 
 M = TypeVar("M", bound=BaseModel)
+MAX_CONFIG_BYTES = 16 * 1024 * 1024
 
 
 def yaml_path(loc: tuple[int | str, ...]) -> str:
@@ -40,13 +42,28 @@ def validation_problems(exc: ValidationError) -> list[str]:
 def read_yaml(path: str | Path) -> Any:
     p = Path(path)
     try:
+        st = p.stat()
+    except FileNotFoundError:
+        raise ConfigError(f"{p}: no such file") from None
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot read: {exc.strerror}") from exc
+    if not stat.S_ISREG(st.st_mode):  # a directory, or a FIFO/device that would block
+        kind = "a directory" if stat.S_ISDIR(st.st_mode) else "not a regular file"
+        raise ConfigError(f"{p}: {kind}; give a YAML file")
+    if st.st_size > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{p}: {st.st_size} bytes is too large for a config file")
+    try:
         text = p.read_text()
     except FileNotFoundError:
         raise ConfigError(f"{p}: no such file") from None
     except OSError as exc:
         raise ConfigError(f"{p}: cannot read: {exc.strerror}") from exc
+    except UnicodeDecodeError:
+        raise ConfigError(f"{p}: not a text file (YAML is UTF-8 text)") from None
     try:
         data = yaml.safe_load(text)
+    except RecursionError:
+        raise ConfigError(f"{p}: invalid YAML: nested too deeply") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

@@ -81,7 +81,7 @@ def test_static_node_with_scanned_host_keys_via_cli(static_pool: Path, sshd: Ssh
 def test_wrong_token_is_refused(static_pool: Path) -> None:
     info = json.loads((static_pool / "pool.json").read_text())
     out = rackpool("node", "list", "--url", info["url"], "--token", "wrong-token")
-    assert out.returncode == 1 and "token" in out.stderr
+    assert out.returncode == 2 and "token" in out.stderr  # the caller must fix it
 
 
 def test_pause_resume_and_hold_from_the_cli(static_pool: Path, sshd: Sshd) -> None:
