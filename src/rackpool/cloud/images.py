@@ -1,4 +1,14 @@
-"""Images (the Glance part of a region): metadata in the database, bytes on disk."""
+"""Images (the Glance part of a region): metadata in the database, bytes on disk.
+
+Who sees what (and so what a name resolves to): a project lists the public images and its
+own. Community images are listed only when asked for (``?visibility=community``), and
+other projects' private images only to a cloud admin asking for them
+(``?visibility=all``, ``?visibility=private`` or ``?owner=``), so a name lookup such as
+openstacksdk's ``find_image(name)`` sees public images and the caller's own, for the
+admin too. Only a cloud admin makes an image public, community or shared, so no project
+can add a name to another project's lookups. Any image the caller may see can be read
+by its id. Every create and PATCH is validated against the image schema (imageschema.py).
+"""
 
 from __future__ import annotations
 
@@ -12,7 +22,7 @@ from typing import Any
 
 from sqlalchemy import Engine, delete, func, insert, or_, select, update
 
-from rackpool.cloud import validation
+from rackpool.cloud import imageschema, validation
 from rackpool.cloud.config import ImageLimits
 from rackpool.cloud.db.schema import images
 from rackpool.cloud.identity import AuthContext
@@ -21,14 +31,6 @@ from rackpool.core.errors import BadRequest, Conflict, Forbidden, NotFound, Over
 
 log = logging.getLogger("rackpool.cloud.images")
 
-DISK_FORMATS = ("raw", "qcow2", "vhd", "vmdk", "vdi", "iso", "ami", "ari", "aki", "ploop")
-CONTAINER_FORMATS = ("bare", "ovf", "ova", "docker", "tar", "ami", "ari", "aki", "compressed")
-CORE_KEYS = {
-    "id", "name", "visibility", "disk_format", "container_format", "min_disk", "min_ram",
-    "protected", "tags", "os_hidden",
-}  # fmt: skip
-READ_ONLY = {"status", "size", "checksum", "owner", "created_at", "updated_at", "self", "file", "schema",
-             "os_hash_algo", "os_hash_value", "virtual_size", "direct_url", "locations"}  # fmt: skip
 HOST_IMAGE_ID = "host"
 
 
@@ -60,16 +62,34 @@ class ImageService:
             )  # fmt: skip
 
     def _visible(self, ctx: AuthContext) -> Any:
+        """Every image ``ctx`` may read by id."""
         if ctx.is_cloud_admin:
             return images.c.id.is_not(None)
         return or_(
             images.c.visibility.in_(("public", "community")), images.c.owner == ctx.project_id
         )
 
+    def _listed(self, ctx: AuthContext, params: Any) -> Any:
+        """What a listing shows: public and own by default (see the module docstring)."""
+        vis = params.get("visibility")
+        if vis is not None and vis not in (*imageschema.VISIBILITIES, "all"):
+            raise BadRequest(
+                f"visibility must be one of {', '.join(imageschema.VISIBILITIES)} or all"
+            )
+        if vis == "all" or (ctx.is_cloud_admin and (vis or params.get("owner"))):
+            cond = self._visible(ctx)
+        elif vis == "community":
+            cond = images.c.visibility == "community"
+        else:
+            cond = or_(images.c.visibility == "public", images.c.owner == ctx.project_id)
+        if vis not in (None, "all"):
+            cond = cond & (images.c.visibility == vis)
+        return cond
+
     def list(self, ctx: AuthContext, params: Any, max_limit: int) -> tuple[list[Any], str | None]:
         limit, marker = validation.limit_marker(params, max_limit)
-        cond = self._visible(ctx)
-        for key in ("name", "status", "visibility", "disk_format", "container_format", "owner"):
+        cond = self._listed(ctx, params)
+        for key in ("name", "status", "disk_format", "container_format", "owner"):
             if params.get(key):
                 cond = cond & (images.c[key] == params[key])
         with self._engine.connect() as conn:
@@ -114,35 +134,8 @@ class ImageService:
         return row
 
     def create(self, ctx: AuthContext, body: Any) -> Any:
-        if not isinstance(body, dict):
-            raise BadRequest("The request body must be a JSON object.")
-        bad = sorted(set(body) & READ_ONLY)
-        if bad:
-            raise Forbidden(f"Attribute '{bad[0]}' is read-only.")
-        name = body.get("name")
-        if name is not None:
-            validation.name(name, "name")
-        visibility = body.get("visibility", "private")
-        if visibility not in ("private", "public", "shared", "community"):
-            raise BadRequest(
-                f"Invalid visibility value: {visibility!r}; use private, shared, community or public"
-            )
-        if visibility == "public" and not ctx.is_cloud_admin:
-            raise Forbidden("You are not authorized to set visibility to public (admin only).")
-        df, cf = body.get("disk_format"), body.get("container_format")
-        if df is not None and df not in DISK_FORMATS:
-            raise BadRequest(f"Invalid disk_format {df!r}; use one of {', '.join(DISK_FORMATS)}")
-        if cf is not None and cf not in CONTAINER_FORMATS:
-            raise BadRequest(
-                f"Invalid container_format {cf!r}; use one of {', '.join(CONTAINER_FORMATS)}"
-            )
-        tags = body.get("tags", [])
-        if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
-            raise BadRequest("tags must be a list of strings")
-        props = {k: v for k, v in body.items() if k not in CORE_KEYS}
-        for k, v in props.items():
-            if not isinstance(v, str | int | float | bool) and v is not None:
-                raise BadRequest(f"Property {k!r} must be a scalar value")
+        rec = imageschema.from_body(body)
+        self._check_visibility(ctx, rec["visibility"], "private")
         iid = body.get("id") or str(uuid.uuid4())
         if not isinstance(iid, str) or not validation.UUID_RE.match(iid):
             raise BadRequest("id must be a UUID")
@@ -153,12 +146,8 @@ class ImageService:
             self._check_count(conn, ctx.project_id)
             conn.execute(
                 insert(images).values(
-                    id=iid, name=name, owner=ctx.project_id, visibility=visibility, status="queued",
-                    disk_format=df, container_format=cf, size=None, checksum=None,
-                    min_disk=validation.positive_int(body.get("min_disk", 0), "min_disk", 0),
-                    min_ram=validation.positive_int(body.get("min_ram", 0), "min_ram", 0),
-                    protected=validation.boolean(body.get("protected", False), "protected"),
-                    properties=props, tags=tags, created_at=now, updated_at=now,
+                    id=iid, owner=ctx.project_id, status="queued", size=None, checksum=None,
+                    created_at=now, updated_at=now, **rec,
                 )
             )  # fmt: skip
         return self.get(ctx, iid)
@@ -251,42 +240,33 @@ class ImageService:
             extra={"image_id": image_id, "project": ctx.project_id},
         )
 
+    @staticmethod
+    def _check_visibility(ctx: AuthContext, visibility: str, old: str) -> None:
+        """Only a cloud admin makes an image visible beyond its project (Glance's
+        publicize_image and communitize_image, and shared here as there are no members)."""
+        if visibility != old and visibility != "private" and not ctx.is_cloud_admin:
+            raise Forbidden(
+                f"You are not authorized to set visibility to {visibility} (cloud admin only)."
+            )
+
     def update(self, ctx: AuthContext, image_id: str, ops: Any) -> Any:
-        """JSON-patch subset (add/replace/remove of name, tags, properties)."""
+        """A JSON-patch, applied to a copy and validated whole, then written at once."""
         row = self.get(ctx, image_id)
         if row["owner"] != ctx.project_id and not ctx.is_cloud_admin:
             raise Forbidden("You are not permitted to modify this image.")
-        if not isinstance(ops, list):
-            raise BadRequest("Request body must be a JSON array of patch operations")
-        values: dict[str, Any] = {
-            "properties": dict(row["properties"] or {}),
-            "tags": list(row["tags"] or []),
-        }
-        for op in ops:
-            if not isinstance(op, dict) or op.get("op") not in ("add", "replace", "remove"):
-                raise BadRequest("Each patch operation needs 'op' of add, replace or remove")
-            path = str(op.get("path", "")).lstrip("/")
-            if not path or path in READ_ONLY:
-                raise Forbidden(f"Attribute '{path}' is read-only or invalid.")
-            if path in (
-                "name",
-                "min_disk",
-                "min_ram",
-                "protected",
-                "visibility",
-                "disk_format",
-                "container_format",
-            ):
-                values[path] = op.get("value")
-            elif path == "tags":
-                values["tags"] = op.get("value") or []
-            elif op["op"] == "remove":
-                values["properties"].pop(path, None)
-            else:
-                values["properties"][path] = op.get("value")
-        values["updated_at"] = self._clock.now()
-        with self._engine.begin() as conn:
-            conn.execute(update(images).where(images.c.id == image_id).values(**values))
+        old = imageschema.record(row)
+        new = imageschema.apply_patch(old, ops)
+        self._check_visibility(ctx, new["visibility"], old["visibility"])
+        changed = {k: v for k, v in new.items() if v != old[k]}
+        if changed:
+            with self._engine.begin() as conn:
+                res = conn.execute(
+                    update(images)
+                    .where(images.c.id == image_id, images.c.updated_at == row["updated_at"])
+                    .values(**changed, updated_at=self._clock.now())
+                )
+            if res.rowcount == 0:
+                raise Conflict(f"Image {image_id} changed meanwhile; read it and try again.")
         return self.get(ctx, image_id)
 
     def delete(self, ctx: AuthContext, image_id: str) -> None:
