@@ -127,6 +127,8 @@ def container_region(
     with running_region(
         tmp, name, fake_hosts=[], network={"cidr": cidr},
         hosts={"heartbeat_interval": 0.5, "heartbeat_timeout": 5, "check_interval": 0.25},
+        # the rack's tests create up to 20 servers at once in one project
+        default_quota={"instances": 40, "cores": 160, "ram": 163840},
     ) as region:  # fmt: skip
         agents: dict[str, AgentProcess] = {}
         rack = ContainerRack(region, tmp / "id_ed25519", agents, bridges, switch, tmp)

@@ -157,7 +157,7 @@ def test_network_quota_follows_the_instances_quota(conn: Any, raw_admin: Raw, se
         assert quota.ports == {"limit": 7, "used": 1, "reserved": 0}
         assert conn.network.get_quota(pid).networks == 0
         volume = conn.block_storage.get_quota_set(pid)
-        assert (volume.volumes, volume.gigabytes) == (0, 0)
+        assert (volume.volumes, volume.gigabytes) == (-1, -1)  # no volumes: nothing enforced
         compute = conn.compute.get_quota_set(pid, usage=True)
         assert compute.instances == 7 and compute.usage["instances"] == 1
     finally:
