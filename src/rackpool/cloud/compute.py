@@ -350,7 +350,9 @@ class ComputeService:
             if az is not None and az not in self._zones(conn):
                 raise BadRequest(f"The requested availability zone is not available: {az!r}")
             self._check_quota(conn, ctx.project_id, max_count, flv["vcpus"], flv["ram"])
-            loads = self._scheduler.candidates(conn, now, self._config.hosts.heartbeat_timeout)
+            loads = self._scheduler.candidates(
+                conn, now, self._config.hosts.heartbeat_timeout, self._hosts.beats.snapshot()
+            )
             seq0 = self._next_seq(conn, max_count)
             for i in range(max_count):
                 sid = str(uuid.uuid4())

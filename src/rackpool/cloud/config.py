@@ -107,7 +107,8 @@ class WorkersConfig(_Strict):
     """Threads that run request handlers off the event loop (cloud/workers.py)."""
 
     api: int = Field(16, gt=0, le=256, description="tenant and admin requests")
-    agent: int = Field(4, gt=0, le=64, description="agent heartbeats, reports, health check")
+    agent: int = Field(4, gt=0, le=64, description="agent reports and pulls, health check")
+    heartbeat: int = Field(2, gt=0, le=64, description="agent heartbeats alone")
 
 
 class RegionConfig(_Strict):

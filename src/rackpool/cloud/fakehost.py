@@ -1,8 +1,9 @@
 """In-process fake hosts: they speak the host boundary (register, heartbeat, pull,
 report) like an agent, but their instances are only rows, for tests and benchmarks.
 
-Every call into the controller runs in the region's ``agent`` worker pool, never on
-the event loop it shares with the API, so a busy API cannot delay a heartbeat.
+Every call into the controller runs in the region's ``agent`` worker pool (heartbeats
+in its ``heartbeat`` pool), never on the event loop it shares with the API, so a busy
+API cannot delay a heartbeat.
 
 A build fails with a fault when the server name matches one of ``fail_names`` or
 its metadata carries ``rackpool_fake_fault: <message>``.
@@ -85,7 +86,7 @@ class FakeHostRunner:
         while not stop.is_set():
             if not self.paused:
                 try:
-                    await self._call(self._hosts.heartbeat, self.spec.name)
+                    await self._workers.run("heartbeat", self._hosts.heartbeat, self.spec.name)
                 except Exception:
                     await self._call(self._register)
                     await self._call(self._report_running)

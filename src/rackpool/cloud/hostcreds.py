@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine, delete, insert, select
 from sqlalchemy.exc import IntegrityError
 
+from rackpool.cloud.db.engine import reader
 from rackpool.cloud.db.schema import host_credentials as t
 from rackpool.core.clock import Clock
 
@@ -41,6 +42,7 @@ class AgentCaller:
 class HostCredentials:
     def __init__(self, engine: Engine, clock: Clock, enrollment_token: str) -> None:
         self._engine = engine
+        self._read = reader(engine)  # every agent call identifies: never behind a writer
         self._clock = clock
         self._enrollment = enrollment_token
 
@@ -48,7 +50,7 @@ class HostCredentials:
         """The caller a presented token stands for, or None if it is no credential."""
         if not presented:
             return None
-        with self._engine.connect() as conn:
+        with self._read.connect() as conn:
             row = conn.execute(
                 select(t.c.host).where(t.c.secret_hash == _digest(presented))
             ).first()
@@ -59,7 +61,7 @@ class HostCredentials:
         return None
 
     def has(self, host: str) -> bool:
-        with self._engine.connect() as conn:
+        with self._read.connect() as conn:
             return conn.execute(select(t.c.host).where(t.c.host == host)).first() is not None
 
     def enroll(self, host: str) -> str | None:

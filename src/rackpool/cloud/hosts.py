@@ -2,6 +2,11 @@
 
 register → heartbeat → pull desired instances → report facts. The controller owns
 the instance state machine; hosts only report what they see.
+
+A heartbeat never waits for the database's write lock in the common case: it reads
+(the host, and with an ``instances`` list the host's servers), keeps its instant in
+memory (cloud/heartbeats.py, written in batches) and writes only when an instance's
+state really changes. Every read of the host boundary goes through ``reader``.
 """
 
 from __future__ import annotations
@@ -16,7 +21,9 @@ from typing import Any
 from sqlalchemy import Engine, delete, func, insert, select, update
 
 from rackpool.cloud.config import RegionConfig
+from rackpool.cloud.db.engine import reader
 from rackpool.cloud.db.schema import flavors, hosts, images, servers
+from rackpool.cloud.heartbeats import HeartbeatBuffer, flush_interval
 from rackpool.cloud.hostcreds import HostCredentials
 from rackpool.cloud.network import AddressPool
 from rackpool.cloud.validation import MAX_INT
@@ -42,11 +49,13 @@ class HostService:
         self, engine: Engine, config: RegionConfig, clock: Clock, pool: AddressPool
     ) -> None:
         self._engine = engine
+        self._read = reader(engine)
         self._config = config
         self._clock = clock
         self._pool = pool
         self._listeners: dict[str, Callable[[str], None]] = {}
         self.credentials = HostCredentials(engine, clock, config.agent_token)
+        self.beats = HeartbeatBuffer(engine)
 
     # -- notifications to in-process hosts ---------------------------------
     def listen(self, host: str, callback: Callable[[str], None]) -> None:
@@ -107,30 +116,38 @@ class HostService:
         """
         seen = _heartbeat_instances(body)
         now = self._clock.now()
-        with self._engine.begin() as conn:
-            row = conn.execute(select(hosts).where(hosts.c.name == name)).mappings().first()
+        rows: list[Any] = []
+        with self._read.connect() as conn:
+            row = conn.execute(
+                select(hosts.c.state, hosts.c.enabled).where(hosts.c.name == name)
+            ).first()
             if row is None:
                 raise NotFound(f"host {name} is not registered")
-            if row["state"] == "down":
+            if row.state == "down":
                 # A host that was declared down must register again and reconcile.
                 raise NotFound(f"host {name} was marked down; register again")
-            conn.execute(update(hosts).where(hosts.c.name == name).values(last_heartbeat=now))
-            unknown = [] if seen is None else self._check_instances(conn, name, seen, now)
-        out: dict[str, Any] = {"enabled": bool(row["enabled"]), "state": row["state"]}
+            if seen is not None:
+                rows = list(
+                    conn.execute(
+                        select(servers.c.id, servers.c.status, servers.c.deleted,
+                               servers.c.fault_message).where(servers.c.host == name)
+                    )
+                )  # fmt: skip
+        self.beats.record(name, now)
+        out: dict[str, Any] = {"enabled": bool(row.enabled), "state": row.state}
         if seen is not None:
-            out["unknown"] = unknown
+            out["unknown"] = self._check_instances(rows, name, seen, now)
         return out
 
     def _check_instances(
-        self, conn: Any, name: str, seen: dict[str, tuple[bool, str]], now: float
+        self, rows: list[Any], name: str, seen: dict[str, tuple[bool, str]], now: float
     ) -> list[str]:
-        """Fault ACTIVE instances the host no longer runs; return ids it should not have."""
-        rows = conn.execute(
-            select(
-                servers.c.id, servers.c.status, servers.c.deleted, servers.c.fault_message
-            ).where(servers.c.host == name)
-        ).all()
+        """Fault ACTIVE instances the host no longer runs; return ids it should not have.
+
+        ``rows`` were read without the write lock; each fault is written only if the
+        instance is still as it was read (a concurrent delete or report wins)."""
         host_down = HOST_DOWN_FAULT.format(name=name)
+        faults: list[tuple[str, str, str | None, str]] = []
         for iid, status, deleted, old_fault in rows:
             # BUILD: still spawning; deleted: on its way out; ERROR: already faulted, except
             # "host down", which would turn ACTIVE again on a report and so gets the real cause
@@ -147,18 +164,30 @@ class HostService:
                 )
             else:
                 continue
-            conn.execute(
-                update(servers)
-                .where(servers.c.id == iid, servers.c.status == status)
-                .values(status="ERROR", task_state=None, fault_message=fault, fault_code=500,
-                        fault_at=now, updated_at=now)
-            )  # fmt: skip
-            log.warning(fault, extra={"host": name, "instance_id": iid})
+            faults.append((iid, status, old_fault, fault))
+        if faults:
+            with self._engine.begin() as conn:
+                for iid, status, old_fault, fault in faults:
+                    same_fault = (
+                        servers.c.fault_message.is_(None)
+                        if old_fault is None
+                        else servers.c.fault_message == old_fault
+                    )
+                    res = conn.execute(
+                        update(servers)
+                        .where(servers.c.id == iid, servers.c.host == name,
+                               servers.c.status == status, servers.c.deleted.is_(False),
+                               same_fault)
+                        .values(status="ERROR", task_state=None, fault_message=fault,
+                                fault_code=500, fault_at=now, updated_at=now)
+                    )  # fmt: skip
+                    if res.rowcount:
+                        log.warning(fault, extra={"host": name, "instance_id": iid})
         mine = {r[0] for r in rows}
         return sorted(i for i in seen if i not in mine)
 
     def pull(self, name: str) -> list[dict[str, Any]]:
-        with self._engine.connect() as conn:
+        with self._read.connect() as conn:
             if conn.execute(select(hosts.c.id).where(hosts.c.name == name)).first() is None:
                 raise NotFound(f"host {name} is not registered")
             rows = (
@@ -170,7 +199,7 @@ class HostService:
 
     def uses_image(self, name: str, image_id: str) -> bool:
         """Whether an instance placed on host ``name`` needs image ``image_id``."""
-        with self._engine.connect() as conn:
+        with self._read.connect() as conn:
             row = conn.execute(
                 select(servers.c.id)
                 .where(servers.c.host == name, servers.c.image_id == image_id)
@@ -179,7 +208,7 @@ class HostService:
         return row is not None
 
     def spec(self, server_id: str) -> dict[str, Any] | None:
-        with self._engine.connect() as conn:
+        with self._read.connect() as conn:
             rows = conn.execute(select(servers).where(servers.c.id == server_id)).mappings().all()
             specs = self._specs(conn, rows)
         return specs[0] if specs else None
@@ -304,19 +333,41 @@ class HostService:
 
     # -- health ------------------------------------------------------------
     def check_down(self) -> list[str]:
-        """Mark silent hosts down and fault their instances; return the names."""
+        """Mark silent hosts down and fault their instances; return the names.
+
+        A host is silent when neither the database nor this controller's unflushed
+        heartbeats (``beats``) saw it within the timeout; looking takes no write lock.
+        """
         now = self._clock.now()
-        timeout = self._config.hosts.heartbeat_timeout
-        downed: list[str] = []
-        with self._engine.begin() as conn:
+        cutoff = now - self._config.hosts.heartbeat_timeout
+        with self._read.connect() as conn:
             stale = conn.execute(
                 select(hosts.c.name, hosts.c.last_heartbeat).where(
-                    hosts.c.state == "up", hosts.c.last_heartbeat < now - timeout
+                    hosts.c.state == "up", hosts.c.last_heartbeat < cutoff
                 )
             ).all()
-            for name, last in stale:
-                conn.execute(update(hosts).where(hosts.c.name == name).values(state="down"))
-                msg = HOST_DOWN_FAULT.format(name=name) + f"no heartbeat for {now - last:.0f}s"
+        if not any(self.beats.freshest(n, last) < cutoff for n, last in stale):
+            return []
+        downed: list[str] = []
+        with self._engine.begin() as conn:
+            for name, _ in stale:
+                # judged again under the write lock: a heartbeat may have come meanwhile
+                last = self.beats.freshest(name, float("-inf"))
+                if last >= cutoff:
+                    continue
+                res = conn.execute(
+                    update(hosts)
+                    .where(hosts.c.name == name, hosts.c.state == "up",
+                           hosts.c.last_heartbeat < cutoff)
+                    .values(state="down")
+                )  # fmt: skip
+                if not res.rowcount:
+                    continue
+                stored = conn.execute(
+                    select(hosts.c.last_heartbeat).where(hosts.c.name == name)
+                ).scalar_one()
+                silent = now - max(last, stored)
+                msg = HOST_DOWN_FAULT.format(name=name) + f"no heartbeat for {silent:.0f}s"
                 conn.execute(
                     update(servers)
                     .where(
@@ -347,6 +398,18 @@ class HostService:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self._config.hosts.check_interval)
 
+    async def run_heartbeat_flush(self, stop: asyncio.Event, workers: RegionWorkers) -> None:
+        """Write recorded heartbeats to the database every flush interval
+        (cloud/heartbeats.py), in the agent pool; ``Region.close`` writes the rest."""
+        period = flush_interval(self._config.hosts.heartbeat_interval)
+        while not stop.is_set():
+            try:
+                await workers.run("agent", self.beats.flush)
+            except Exception:  # kept for the next flush
+                log.exception("writing heartbeats failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), period)
+
     # -- admin -------------------------------------------------------------
     def set_enabled(self, name: str, enabled: bool, reason: str | None = None) -> dict[str, Any]:
         with self._engine.begin() as conn:
@@ -366,7 +429,7 @@ class HostService:
         return views[0]
 
     def list_hosts(self, name: str | None = None) -> list[dict[str, Any]]:
-        with self._engine.connect() as conn:
+        with self._read.connect() as conn:
             q = select(hosts).order_by(hosts.c.name)
             if name is not None:
                 q = q.where(hosts.c.name == name)
@@ -403,7 +466,7 @@ class HostService:
                     "ram_mb_used": ram,
                     "disk_gb_used": disk,
                     "instances": count,
-                    "last_heartbeat": r["last_heartbeat"],
+                    "last_heartbeat": self.beats.freshest(r["name"], r["last_heartbeat"]),
                 }
             )
         return out

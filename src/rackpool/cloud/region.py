@@ -43,7 +43,8 @@ class Region:
         state = Path(config.state_dir)
         state.mkdir(parents=True, exist_ok=True)
         engine = make_engine(
-            config.database_url(), pool_size=config.workers.api + config.workers.agent
+            config.database_url(),
+            pool_size=config.workers.api + config.workers.agent + config.workers.heartbeat,
         )
         upgrade(engine)
         pool = AddressPool(config.network.cidr, str(config.network.gateway))
@@ -57,7 +58,9 @@ class Region:
             images=ImageService(engine, clock, state / "images", config.images),
             hosts=hosts,
             clock=clock,
-            workers=RegionWorkers(config.workers.api, config.workers.agent, config.region),
+            workers=RegionWorkers(
+                config.workers.api, config.workers.agent, config.region, config.workers.heartbeat
+            ),
         )
         region._seed()
         region.fake_hosts = [
@@ -104,7 +107,10 @@ class Region:
         return pid
 
     async def run_background(self, stop: asyncio.Event) -> None:
-        tasks = [asyncio.create_task(self.hosts.run_health_checks(stop, self.workers))]
+        tasks = [
+            asyncio.create_task(self.hosts.run_health_checks(stop, self.workers)),
+            asyncio.create_task(self.hosts.run_heartbeat_flush(stop, self.workers)),
+        ]
         tasks += [asyncio.create_task(h.run(stop)) for h in self.fake_hosts]
         try:
             await stop.wait()
@@ -115,4 +121,8 @@ class Region:
 
     def close(self) -> None:
         self.workers.close()
+        try:
+            self.hosts.beats.flush()  # the heartbeats recorded since the last flush
+        except Exception:
+            log.exception("writing the last heartbeats failed")
         self.engine.dispose()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, func, select
@@ -47,16 +48,27 @@ class Scheduler:
     def __init__(self, config: SchedulerConfig) -> None:
         self.config = config
 
-    def candidates(self, conn: Connection, now: float, heartbeat_timeout: float) -> list[HostLoad]:
-        """Enabled, alive hosts with their current usage (capacity times allocation ratios)."""
+    def candidates(
+        self,
+        conn: Connection,
+        now: float,
+        heartbeat_timeout: float,
+        beats: Mapping[str, float] | None = None,
+    ) -> list[HostLoad]:
+        """Enabled, alive hosts with their current usage (capacity times allocation ratios).
+
+        Alive: a heartbeat within the timeout, in the database or in ``beats`` (the
+        controller's heartbeats not written yet, cloud/heartbeats.py)."""
         cfg = self.config
-        rows = conn.execute(
-            select(hosts).where(
-                hosts.c.enabled.is_(True),
-                hosts.c.state == "up",
-                hosts.c.last_heartbeat >= now - heartbeat_timeout,
-            )
-        ).mappings()
+        beats = beats or {}
+        cutoff = now - heartbeat_timeout
+        rows = [
+            r
+            for r in conn.execute(
+                select(hosts).where(hosts.c.enabled.is_(True), hosts.c.state == "up")
+            ).mappings()
+            if max(r["last_heartbeat"], beats.get(r["name"], r["last_heartbeat"])) >= cutoff
+        ]
         loads = {
             r["name"]: HostLoad(
                 name=r["name"],

@@ -2,10 +2,14 @@
 
 The event loop only accepts connections and moves bytes; every request handler runs in
 a worker thread (database, file and CPU-heavy work included), as do the in-process fake
-hosts' calls and the host health check. Two pools, so a busy tenant cannot starve the
-hosts: ``api`` serves tenants and admins, ``agent`` serves the host boundary (agent
-heartbeats over HTTP, fake hosts, ``check_down``), so a heartbeat is never queued
-behind server creates into a false "host down".
+hosts' calls and the host health check. The one exception is ``GET /``, which touches
+nothing but the config and answers on the loop. Three pools, so a busy tenant cannot
+starve the hosts: ``api`` serves tenants and admins, ``agent`` serves the rest of the
+host boundary (agent reports and pulls over HTTP, fake hosts, ``check_down``, the
+heartbeat flush), and ``heartbeat`` serves heartbeats alone (over HTTP and from fake
+hosts). A heartbeat only reads the database (cloud/heartbeats.py), so it is never
+queued behind server creates, nor behind reports waiting for the write lock, into a
+false "host down".
 
 A handler is an ``async def`` that may ``await request.body()``/``request.stream()``;
 each worker thread runs it on its own small event loop, and the request's ``receive``
@@ -27,15 +31,18 @@ from starlette.responses import Response
 from starlette.types import Message
 
 T = TypeVar("T")
-Kind = Literal["api", "agent"]
+Kind = Literal["api", "agent", "heartbeat"]
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 
 class RegionWorkers:
-    def __init__(self, api_threads: int, agent_threads: int, region: str = "") -> None:
+    def __init__(
+        self, api_threads: int, agent_threads: int, region: str = "", heartbeat_threads: int = 2
+    ) -> None:
+        sizes = {"api": api_threads, "agent": agent_threads, "heartbeat": heartbeat_threads}
         self._pools: dict[str, ThreadPoolExecutor] = {
-            "api": ThreadPoolExecutor(api_threads, thread_name_prefix=f"region-{region}-api"),
-            "agent": ThreadPoolExecutor(agent_threads, thread_name_prefix=f"region-{region}-agent"),
+            kind: ThreadPoolExecutor(n, thread_name_prefix=f"region-{region}-{kind}")
+            for kind, n in sizes.items()
         }
         self._local = threading.local()
         self._loops: list[asyncio.AbstractEventLoop] = []

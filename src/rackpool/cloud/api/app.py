@@ -19,7 +19,7 @@ from rackpool.cloud.api import agent, compute, identity, image, network, quotas,
 from rackpool.cloud.api.common import JSON, fault, identity_fault
 from rackpool.cloud.ports import PortService
 from rackpool.cloud.region import Region
-from rackpool.cloud.workers import RegionWorkers
+from rackpool.cloud.workers import Kind, RegionWorkers
 from rackpool.core.errors import BadRequest, NotFound, RackpoolError
 from rackpool.core.httpguard import BodyGuard
 
@@ -73,21 +73,30 @@ async def _crash(request: Request, exc: Exception) -> Response:
 
 
 async def root(request: Request) -> Response:
+    """Runs on the event loop: it touches nothing but the app's config, so it answers
+    however busy the worker pools are (load balancers and probes poll it)."""
     return JSON({"service": "rackpool region", "region": request.app.state.region.config.region})
 
 
 def _offloaded(workers: RegionWorkers, routes: list[Route]) -> list[Route]:
     """Every handler runs in a worker thread, never on the event loop (cloud/workers.py):
-    the host boundary in the ``agent`` pool, everything else in the ``api`` pool."""
+    heartbeats in the ``heartbeat`` pool, the rest of the host boundary in the ``agent``
+    pool, everything else in the ``api`` pool."""
     return [
         Route(
             r.path,
-            workers.offload(r.endpoint, "agent" if r.path.startswith("/agent/") else "api"),
+            workers.offload(r.endpoint, _pool_of(r.path)),
             methods=sorted(r.methods or ()),
             name=r.name,
         )
         for r in routes
     ]
+
+
+def _pool_of(path: str) -> Kind:
+    if path.startswith("/agent/"):
+        return "heartbeat" if path.endswith("/heartbeat") else "agent"
+    return "api"
 
 
 def build_app(region: Region, run_background: bool = True) -> Starlette:
@@ -103,10 +112,10 @@ def build_app(region: Region, run_background: bool = True) -> Starlette:
                 await task
 
     app = Starlette(
-        routes=_offloaded(
+        routes=[Route("/", root, methods=["GET"])]
+        + _offloaded(
             region.workers,
-            [Route("/", root, methods=["GET"])]
-            + identity.routes
+            identity.routes
             + compute.routes
             + quotas.routes
             + services.routes

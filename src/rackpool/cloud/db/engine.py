@@ -9,6 +9,14 @@ from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+READ_ONLY = "rackpool_read_only"
+
+
+def reader(engine: Engine) -> Engine:
+    """``engine`` for transactions that only read: on SQLite they never wait for the
+    write lock (WAL readers see the last commit). Writing through it may fail with
+    "database is locked" at once, so never write through it."""
+    return engine.execution_options(**{READ_ONLY: True})
 
 
 def make_engine(url: str, pool_size: int = 5) -> Engine:
@@ -18,6 +26,9 @@ def make_engine(url: str, pool_size: int = 5) -> Engine:
     SQLite transactions start with ``BEGIN IMMEDIATE``: with several worker threads, a
     read that later writes would otherwise fail at once with "database is locked"
     (SQLite cannot upgrade a stale WAL snapshot) instead of waiting its turn.
+
+    A connection of ``reader(engine)`` starts a plain (deferred) ``BEGIN`` instead: it
+    only reads, so it takes a WAL snapshot and never waits for the writer.
 
     SQL parameters (passwords, user data) never appear in an error's text, so not in a
     logged traceback either (``hide_parameters``).
@@ -41,7 +52,8 @@ def make_engine(url: str, pool_size: int = 5) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _begin(conn):  # type: ignore[no-untyped-def]
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            read = conn.get_execution_options().get(READ_ONLY, False)
+            conn.exec_driver_sql("BEGIN" if read else "BEGIN IMMEDIATE")
 
         return engine
     return create_engine(
