@@ -8,8 +8,9 @@ the network and subnet ids are UUIDv5 of the region name, and a port's id is its
 server's id with fixed bits flipped (version and variant bits kept), so either id finds
 the other.
 
-A port lives and dies with its server: deleting the port of a live server is a conflict
-(delete the server); deleting the port of a server already being deleted is a no-op.
+A port lives and dies with its server: it is gone as soon as its server is (a deleted
+server's address is released once its host confirms, but nobody sees the port meanwhile),
+and deleting the port of a live server is a conflict (delete the server).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 
 from rackpool.cloud.config import RegionConfig
 from rackpool.cloud.db.schema import servers
@@ -115,7 +116,7 @@ class PortService:
             device_owner=f"compute:{r['availability_zone'] or 'nova'}",
             mac_address=r["mac"] or "",
             ip_address=r["address"],
-            status="DOWN" if r["deleted"] else PORT_STATUS.get(r["status"], "DOWN"),
+            status=PORT_STATUS.get(r["status"], "DOWN"),
             host=r["host"],
             created_at=r["created_at"],
             updated_at=r["updated_at"],
@@ -124,10 +125,10 @@ class PortService:
     def _query(self, ctx: AuthContext) -> Any:
         cols = (
             servers.c.id, servers.c.project_id, servers.c.availability_zone, servers.c.mac,
-            servers.c.address, servers.c.status, servers.c.deleted, servers.c.host,
+            servers.c.address, servers.c.status, servers.c.host,
             servers.c.created_at, servers.c.updated_at,
         )  # fmt: skip
-        q = select(*cols).where(servers.c.address.is_not(None))
+        q = select(*cols).where(servers.c.address.is_not(None), servers.c.deleted.is_(False))
         if not ctx.is_cloud_admin:
             q = q.where(servers.c.project_id == ctx.project_id)
         return q
@@ -151,22 +152,17 @@ class PortService:
         raise PortNotFound(f"Port {pid} could not be found.")
 
     def delete_port(self, ctx: AuthContext, pid: str) -> None:
-        port = self.get_port(ctx, pid)
-        with self._engine.connect() as conn:
-            deleted = conn.execute(
-                select(servers.c.deleted).where(servers.c.id == port.device_id)
-            ).scalar()
-        if not deleted:
-            raise PortInUse(
-                f"Unable to complete operation on port {pid}: it is the port of server "
-                f"{port.device_id} ({port.ip_address}) and is removed with it; delete the server."
-            )
+        port = self.get_port(ctx, pid)  # a deleted server's port is already gone: 404
+        raise PortInUse(
+            f"Unable to complete operation on port {pid}: it is the port of server "
+            f"{port.device_id} ({port.ip_address}) and is removed with it; delete the server."
+        )
 
     def count_ports(self, project_id: str) -> int:
+        q = select(func.count()).where(
+            servers.c.address.is_not(None),
+            servers.c.deleted.is_(False),
+            servers.c.project_id == project_id,
+        )
         with self._engine.connect() as conn:
-            rows = conn.execute(
-                select(servers.c.id).where(
-                    servers.c.address.is_not(None), servers.c.project_id == project_id
-                )
-            ).all()
-        return len(rows)
+            return int(conn.execute(q).scalar() or 0)
