@@ -10,6 +10,12 @@
 ``/api/*`` needs ``Authorization: Bearer <token>`` (token from the pool config); the
 nodepool-style read endpoints and /metrics are open, as nodepool's are. Every error is
 rendered by one handler in OpenStack fault shape: ``{"itemNotFound": {...}}``.
+
+No handler blocks the event loop: every one runs in a worker thread of a bounded pool
+the daemon owns (``api.workers`` threads, core/workers.py), store (SQLite) calls
+included, so a slow store call delays only its own request. ``GET /api/requests/{id}
+?wait=S`` waits on the loop instead, sending each store read to the pool, so waiting
+clients hold no thread.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from starlette.routing import Route
 
 from rackpool.core.errors import BadRequest, NotFound, RackpoolError, Unauthorized
 from rackpool.core.httpguard import BodyGuard, parse_json, query_number
+from rackpool.core.workers import Workers
 from rackpool.pool.launcher import Launcher
 from rackpool.pool.model import Node, NodeRequest
 
@@ -121,8 +128,16 @@ async def crash(request: Request, exc: Exception) -> Response:
     return fault(RackpoolError("The pool failed to handle this request; see its log."))
 
 
-def create_app(launcher: Launcher, token: str) -> Starlette:
+def api_workers(launcher: Launcher) -> Workers:
+    """The API's thread pool, sized by ``api.workers``; whoever makes it closes it."""
+    return Workers({"api": launcher.config.api.workers}, f"pool-{launcher.config.pool_name}")
+
+
+def create_app(launcher: Launcher, token: str, workers: Workers | None = None) -> Starlette:
+    """The API; its handlers run in ``workers`` (default: a pool of its own, left to the
+    process's exit to end; the daemon passes and closes its own)."""
     name = f"{launcher.config.pool_name}-launcher"
+    workers = workers or api_workers(launcher)
 
     def auth(request: Request) -> None:
         given = request.headers.get("authorization", "")
@@ -165,11 +180,11 @@ def create_app(launcher: Launcher, token: str) -> Starlette:
         rid = request.path_params["id"]
         wait = query_number(request.query_params.get("wait"), "wait", 0.0, 0.0, MAX_WAIT)
         deadline = time.monotonic() + wait
-        req = launcher.store.get_request(rid)
+        req = await workers.run("api", launcher.store.get_request, rid)
         while not req.done and time.monotonic() < deadline:
             await asyncio.sleep(0.005)
-            req = launcher.store.get_request(rid)
-        return JSONResponse(request_view(req, launcher))
+            req = await workers.run("api", launcher.store.get_request, rid)
+        return JSONResponse(await workers.run("api", request_view, req, launcher))
 
     async def list_nodes(request: Request) -> Response:
         auth(request)
@@ -240,6 +255,7 @@ def create_app(launcher: Launcher, token: str) -> Starlette:
         assert isinstance(exc, RackpoolError)
         return fault(exc)
 
+    on_loop = {get_request}  # waits on the loop; each store read goes to the pool
     routes = [
         Route("/api/requests", create_request, methods=["POST"]),
         Route("/api/requests/{id}", get_request, methods=["GET"]),
@@ -257,6 +273,12 @@ def create_app(launcher: Launcher, token: str) -> Starlette:
         Route("/label-list.json", label_list),
         Route("/ready", ready),
         Route("/metrics", metrics),
+    ]
+    routes = [
+        r
+        if r.endpoint in on_loop
+        else Route(r.path, workers.offload(r.endpoint, "api"), methods=r.methods, name=r.name)
+        for r in routes
     ]
     guard = Middleware(
         BodyGuard,

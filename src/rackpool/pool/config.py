@@ -38,6 +38,9 @@ class ApiConfig(Model):
     max_body_bytes: int = Field(
         DEFAULT_MAX_BODY, gt=0, description="largest request body, bytes (413 above)"
     )
+    workers: int = Field(
+        8, gt=0, le=256, description="threads running API handlers (store calls) off the loop"
+    )
 
     def resolve_token(self) -> str:
         if self.token:

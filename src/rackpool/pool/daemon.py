@@ -18,7 +18,7 @@ from pathlib import Path
 
 import uvicorn
 
-from rackpool.pool.api import create_app
+from rackpool.pool.api import api_workers, create_app
 from rackpool.pool.config import PoolConfig, load
 from rackpool.pool.launcher import Launcher
 from rackpool.pool.store import SqliteStore
@@ -74,8 +74,9 @@ def serve(config_path: str, level: str = "INFO") -> int:
     sock = bind(config)
     host, port = sock.getsockname()[:2]
     url = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
+    workers = api_workers(launcher)
     server = uvicorn.Server(
-        uvicorn.Config(create_app(launcher, token), log_level="warning", lifespan="off")
+        uvicorn.Config(create_app(launcher, token, workers), log_level="warning", lifespan="off")
     )
     launcher.start()
     discovery = write_discovery(config.state_dir, url, token) if config.state_dir else None
@@ -87,6 +88,7 @@ def serve(config_path: str, level: str = "INFO") -> int:
         server.run(sockets=[sock])
     finally:
         launcher.stop()
+        workers.close()
         store.close()
         if discovery is not None:
             discovery.unlink(missing_ok=True)
