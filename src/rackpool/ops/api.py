@@ -28,6 +28,7 @@ from starlette.routing import Route
 
 from rackpool.core.clock import Clock
 from rackpool.core.errors import BadRequest, NotFound, RackpoolError, Unauthorized
+from rackpool.core.faults import fault, http_error
 from rackpool.core.httpguard import DEFAULT_MAX_BODY, BodyGuard, parse_json, query_int
 from rackpool.core.secrets import StreamRedactors
 from rackpool.ops.classify import Classifier
@@ -54,21 +55,6 @@ class ApiDeps:
 
 def _int(request: Request, name: str, default: int, lo: int, hi: int) -> int:
     return query_int(request.query_params.get(name), name, default, lo, hi)
-
-
-def fault(exc: RackpoolError) -> JSONResponse:
-    """Every API error, in OpenStack fault shape."""
-    return JSONResponse({exc.fault: {"message": exc.message, "code": exc.code}}, exc.code)
-
-
-async def http_error(request: Request, exc: Exception) -> JSONResponse:
-    """Starlette's own 404/405 (no such route, wrong method), in the same fault shape."""
-    assert isinstance(exc, HTTPException)
-    if exc.status_code == 404:
-        return fault(NotFound(f"The resource could not be found: {request.url.path}"))
-    err = BadRequest(f"{request.method} {request.url.path}: {exc.detail}")
-    err.code, err.fault = exc.status_code, "badMethod" if exc.status_code == 405 else err.fault
-    return fault(err)
 
 
 def _project(doc: dict[str, Any], fields: list[str] | None) -> dict[str, Any]:

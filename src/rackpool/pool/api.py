@@ -33,7 +33,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from rackpool.core.errors import BadRequest, NotFound, RackpoolError, Unauthorized
+from rackpool.core.errors import BadRequest, RackpoolError, Unauthorized
+from rackpool.core.faults import fault, http_error
 from rackpool.core.httpguard import BodyGuard, parse_json, query_number
 from rackpool.core.workers import Workers
 from rackpool.pool.launcher import Launcher
@@ -106,21 +107,6 @@ def _table(rows: list[dict[str, Any]]) -> str:
 def _listing(request: Request, rows: list[dict[str, Any]]) -> Response:
     wants_json = request.url.path.endswith(".json") or "json" in request.headers.get("accept", "")
     return JSONResponse(rows) if wants_json else PlainTextResponse(_table(rows))
-
-
-def fault(exc: RackpoolError) -> JSONResponse:
-    """Every API error, in OpenStack fault shape."""
-    return JSONResponse({exc.fault: {"message": exc.message, "code": exc.code}}, exc.code)
-
-
-async def http_error(request: Request, exc: Exception) -> JSONResponse:
-    """Starlette's own 404/405 (no such route, wrong method), in the same fault shape."""
-    assert isinstance(exc, HTTPException)
-    if exc.status_code == 404:
-        return fault(NotFound(f"The resource could not be found: {request.url.path}"))
-    err = BadRequest(f"{request.method} {request.url.path}: {exc.detail}")
-    err.code, err.fault = exc.status_code, "badMethod" if exc.status_code == 405 else err.fault
-    return fault(err)
 
 
 async def crash(request: Request, exc: Exception) -> Response:
