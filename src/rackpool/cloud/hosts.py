@@ -30,6 +30,7 @@ from rackpool.cloud.validation import MAX_INT
 from rackpool.cloud.workers import RegionWorkers
 from rackpool.core.clock import Clock
 from rackpool.core.errors import BadRequest, NotFound
+from rackpool.core.text import untrusted_text
 
 log = logging.getLogger("rackpool.cloud.hosts")
 
@@ -160,7 +161,7 @@ class HostService:
                 fault = INSTANCE_GONE_FAULT.format(name=name)
             elif not seen[iid][0]:
                 fault = INSTANCE_STOPPED_FAULT.format(
-                    name=name, detail=seen[iid][1] or "not running"
+                    name=name, detail=untrusted_text(seen[iid][1] or "not running", 1024)
                 )
             else:
                 continue
@@ -182,7 +183,7 @@ class HostService:
                                 fault_code=500, fault_at=now, updated_at=now)
                     )  # fmt: skip
                     if res.rowcount:
-                        log.warning(fault, extra={"host": name, "instance_id": iid})
+                        log.warning("%s", fault, extra={"host": name, "instance_id": iid})
         mine = {r[0] for r in rows}
         return sorted(i for i in seen if i not in mine)
 
@@ -315,7 +316,7 @@ class HostService:
                     extra={"host": host, "instance_id": server_id},
                 )
             elif status == "ERROR" and row.status != "ERROR":
-                fault = str(body.get("fault") or "instance failed on host")[:4096]
+                fault = untrusted_text(body.get("fault") or "instance failed on host")
                 values.update(
                     status="ERROR",
                     task_state=None,

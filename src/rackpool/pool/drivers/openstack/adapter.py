@@ -17,6 +17,7 @@ from functools import wraps
 from typing import Any, ParamSpec, TypeVar
 
 from rackpool.core.clock import Clock
+from rackpool.core.text import untrusted_text
 from rackpool.pool.drivers.interface import Adapter, Instance, LabelInfo, LaunchSpec, StateMachine
 from rackpool.pool.drivers.machines import ServerCreate, ServerDelete
 from rackpool.pool.drivers.openstack.config import OpenStackLabel, OpenStackProvider
@@ -158,7 +159,8 @@ class OpenStackAdapter(Adapter):
         public = server.access_ipv4 or v4
         status = {"ACTIVE": "active", "ERROR": "error"}.get(server.status or "", "building")
         flavor = server.flavor or {}
-        fault = (server.fault or {}).get("message", "") if status == "error" else ""
+        # a cloud's fault text is untrusted: it goes into node records and the public logs
+        fault = untrusted_text((server.fault or {}).get("message", "")) if status == "error" else ""
         return Instance(
             external_id=server.id,
             name=server.name or "",
