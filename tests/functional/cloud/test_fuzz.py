@@ -63,7 +63,15 @@ class World:
         assert kp.status_code == 200, kp.text
         pids = [p["id"] for p in httpx.get(f"{url}/identity/v3/projects",
                                            headers={"X-Auth-Token": admin}).json()["projects"]]  # fmt: skip
-        hosts = [h.name for h in handle.config.fake_hosts]
+        # an enrolled agent host with a server on it, so the agent API is fuzzed past
+        # its credential check with a host's own credential (not only 401s)
+        agent_host = {"name": "fzagent", "availability_zone": "nova", "driver": "fake",
+                      "vcpus": 64, "ram_mb": 65536, "disk_gb": 100, "version": "1"}  # fmt: skip
+        enrolled = httpx.post(f"{url}/agent/v1/hosts", json=agent_host,
+                              headers={"X-Agent-Token": AGENT_TOKEN}, timeout=30)  # fmt: skip
+        assert enrolled.status_code == 200, enrolled.text
+        credential = enrolled.json()["credential"]
+        hosts = [h.name for h in handle.config.fake_hosts] + ["fzagent"]
         sid, iid = srv["id"], image["id"]
         self.known: dict[str, list[str]] = {
             "server_id": [sid], "image_id": [iid, "host"], "flavor_id": ["1", "2"],
@@ -103,13 +111,15 @@ class World:
             "POST /agent/v1/hosts/{name}/heartbeat": [{"instances": [
                 {"id": sid, "running": True, "detail": ""}]}],
             "POST /agent/v1/instances/{server_id}/report": [{
-                "host": hosts[0], "status": "ACTIVE", "console_log": "x", "host_keys": ["k"]}],
+                "host": hosts[0], "status": "ACTIVE", "console_log": "x", "host_keys": ["k"]}, {
+                "host": "fzagent", "status": "ERROR", "fault": "f", "console_log": "x"}],
         }  # fmt: skip
         agent = {"X-Agent-Token": AGENT_TOKEN}
         self.headers = [
             {"X-Auth-Token": member, **agent}, {"X-Auth-Token": member},
             {"X-Auth-Token": admin, **agent}, {"X-Auth-Token": admin},
             {"X-Auth-Token": "garbage", "X-Agent-Token": "garbage"}, {},
+            {"X-Agent-Token": credential}, {"X-Agent-Token": credential},
         ]  # fmt: skip
         self.client = httpx.Client(base_url=url, timeout=60)
 
