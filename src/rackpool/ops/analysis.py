@@ -1,10 +1,11 @@
 """How documents and query terms become index tokens, the same way on both sides.
 
-Text fields (``message``) are split like Lucene's StandardTokenizer (Unicode word
-boundaries, UAX #29, simplified): runs of letters/digits/underscore, joined across
-``.`` and ``'`` between letters or digits, ``:`` between letters, ``,``/``;`` between
-digits — so ``nova.compute.manager`` and ``10.0.0.5`` stay one token — then
-lower-cased. Every other field is a keyword: matched exactly and case-sensitively on
+Text fields (``message``) are split as Lucene's StandardAnalyzer splits them (Unicode
+word boundaries, UAX #29, see :mod:`rackpool.ops.wordbreak`): runs of letters/digits/
+underscore, joined across ``.`` and ``'`` between letters or digits, ``:`` between
+letters, ``,``/``;`` between digits — so ``nova.compute.manager`` and ``10.0.0.5`` stay
+one token — then lower-cased, no stop words. ASCII text takes a fast path here that
+gives the same tokens; other text goes through :func:`wordbreak.words`. Every other field is a keyword: matched exactly and case-sensitively on
 its whole value (lists such as ``tags`` match on any element).
 
 Index tokens contain only ``[a-z0-9]``, other letters/digits and Unicode private-use
@@ -20,8 +21,10 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
+
+from rackpool.ops import wordbreak
 
 TEXT_FIELDS = frozenset({"message"})
 # Field names elastic-recheck queries use for what our JSON lines call level / logger.
@@ -33,6 +36,10 @@ MAX_KEYWORD_LENGTH = 256  # longer values are stored, not indexed (like ES ignor
 
 _WORD = re.compile(r"\w+(?:(?:(?<=[^\W\d_])[.':](?=[^\W\d_])|(?<=\d)[.',;](?=\d))\w+)*")
 _PARTIAL_TOKEN = re.compile(r"[\w.':,;]*")
+# In the index form of ASCII text: a token of underscores only (no token in Lucene), and
+# a token longer than Lucene's 255 characters.
+_UNDERSCORES_ONLY = re.compile("(?<![^\n])\ue15f+(?![^\n])")
+_LONG_TOKEN = re.compile(f"[^\n]{{{wordbreak.MAX_TOKEN_LENGTH + 1}}}")
 _FIELD_SEP = "\ue000"
 _UPPER = "\ue001"
 _WIDE = "\ue002"
@@ -51,7 +58,7 @@ class _Escapes(dict[int, str]):
             out = ch
         elif self.keep_case and "A" <= ch <= "Z":
             out = _UPPER + ch.lower()
-        elif code < 0x80 or (self.keep_case and not ch.isalnum()):
+        elif code < 0x80 or not ch.isalnum():
             out = chr(0xE100 + code) if code < 0x1000 else f"{_WIDE}{code:06x}"
         elif self.keep_case and ch != ch.lower():
             out = _UPPER + ch.lower()
@@ -90,16 +97,32 @@ _JOINER = re.compile(r"[.':,;]")
 
 
 def text_tokens(text: str) -> list[str]:
-    """Lucene-style word tokens of free text, lower-cased (readable form)."""
-    return _WORD.findall(text.lower())
+    """Lucene StandardAnalyzer tokens of free text, lower-cased (readable form)."""
+    if not text.isascii():
+        return wordbreak.words(text)
+    low = text.lower()
+    tokens = _WORD.findall(low)
+    if "_" in low:
+        tokens = [t for t in tokens if t.strip("_")]
+    if len(low) > wordbreak.MAX_TOKEN_LENGTH:
+        tokens = [p for t in tokens for p in wordbreak.split_long(t)]
+    return tokens
 
 
 def encode_text(text: str) -> str:
     """The index form of free text: its tokens, separated by line breaks."""
+    if not text.isascii():
+        return "\n".join(wordbreak.words(text)).translate(_TEXT_ESCAPES)
     low = text.lower()
     if _JOINER.search(low) is None:
-        return low.translate(_BODY_ESCAPES)
-    return "\n".join(_WORD.findall(low)).translate(_TEXT_ESCAPES)
+        out = low.translate(_BODY_ESCAPES)
+    else:
+        out = "\n".join(_WORD.findall(low)).translate(_TEXT_ESCAPES)
+    if "_" in low:
+        out = _UNDERSCORES_ONLY.sub("", out)
+    if len(out) > wordbreak.MAX_TOKEN_LENGTH and _LONG_TOKEN.search(out) is not None:
+        out = "\n".join(text_tokens(text)).translate(_TEXT_ESCAPES)
+    return out
 
 
 def encode_text_token(token: str) -> str:
@@ -228,3 +251,58 @@ def shown_fields(stored: dict[str, Any]) -> dict[str, Any]:
     if "message" not in stored:
         stored["message"] = ""
     return stored
+
+
+_ESCAPED = re.compile("\ue001(.)|\ue002([0-9a-f]{6})|([\ue100-\uf0ff])", re.DOTALL)
+
+
+def decode_token(token: str) -> str:
+    """The text or keyword value an index token stands for (a keyword's field dropped)."""
+    _, sep, value = token.partition(_FIELD_SEP)
+    return _ESCAPED.sub(_unescape, value if sep else token)
+
+
+def _unescape(m: re.Match[str]) -> str:
+    upper, wide, narrow = m.groups()
+    if upper is not None:
+        return upper.upper()
+    if wide is not None:
+        return chr(int(wide, 16))
+    return chr(ord(narrow) - 0xE100)
+
+
+def wildcard_matcher(pattern: str) -> Callable[[str], bool]:
+    """A test of a whole value against a Lucene wildcard pattern (``*``, ``?``, ``\\``).
+
+    Linear in the value per star at worst (greedy match, back up to the last ``*``),
+    never a regular expression: the pattern is user input.
+    """
+    items: list[str | None] = []  # a literal character, "*" -> None, "?" -> ""
+    i = 0
+    while i < len(pattern):
+        ch = pattern[i]
+        if ch == "\\" and i + 1 < len(pattern):
+            items.append(pattern[i + 1])
+            i += 2
+            continue
+        items.append(None if ch == "*" else "" if ch == "?" else ch)
+        i += 1
+
+    def match(value: str) -> bool:
+        p = v = 0
+        star, mark = -1, 0
+        while v < len(value):
+            if p < len(items) and items[p] is not None and items[p] in ("", value[v]):
+                p += 1
+                v += 1
+            elif p < len(items) and items[p] is None:
+                star, mark = p, v
+                p += 1
+            elif star >= 0:
+                p, mark = star + 1, mark + 1
+                v = mark
+            else:
+                return False
+        return all(item is None for item in items[p:])
+
+    return match

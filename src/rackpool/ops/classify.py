@@ -62,6 +62,8 @@ class BugStats:
             "suppress-graph": s.suppress_graph,
             "suppress-notification": s.suppress_notification,
             "allow-nonvoting": s.allow_nonvoting,
+            "test_ids": list(s.test_ids),
+            "resolved_at": s.resolved_at,
             "fails": self.fails,
             "fails24h": self.fails_24h,
             "hourly": [list(b) for b in self.hourly],

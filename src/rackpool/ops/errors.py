@@ -20,6 +20,10 @@ class QuerySyntaxError(OpsError, BadRequest):
         self.reason = message
 
 
+class QueryTooCostly(OpsError, BadRequest):
+    """A wildcard matches too many index terms, or scanning for them takes too long."""
+
+
 class SignatureError(OpsError, ConfigError):
     """A known-bug signature file cannot be loaded; the message names the file."""
 

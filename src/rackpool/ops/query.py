@@ -2,16 +2,20 @@
 
 Supported: ``field:"phrase"``, ``field:term``, bare terms (default field ``message``),
 ``AND``/``&&``, ``OR``/``||``, ``NOT``/``!``/``-``, ``+``, parentheses, ``field:(...)``
-groups, trailing ``*`` wildcards, ``*`` / ``*:*`` (everything) and ``\\`` escapes.
-Anything else (fuzzy ``~``, boosts ``^``, ranges, regexes, ``?`` or leading wildcards)
-is rejected with its position.
+groups, ``*`` and ``?`` wildcards anywhere in a term (a trailing ``*`` alone is a
+:class:`Prefix`, anything else a :class:`Wildcard`), ``*`` / ``*:*`` (everything),
+``\\`` escapes and ``\\uXXXX`` (a character by its code, as Lucene's
+``discardEscapeChar``). ``-`` and ``+`` inside a term are part of it (``nova-compute``,
+as Lucene's lexer); only at its start are they operators. Anything else (fuzzy ``~``,
+boosts ``^``, ranges, regexes) is rejected with its position.
 
 Boolean logic follows Lucene's classic QueryParser with the default OR operator, not
 textbook precedence: ``AND`` makes the clauses on both sides required, ``OR`` leaves
 them optional, ``NOT``/``-`` prohibits the next clause. So ``a AND b OR c`` means
 ``+a +b c`` (``a AND b``), and ``a OR NOT b`` means ``a -b``. A boolean group that has
-only prohibited clauses matches nothing, except at the top level where — as in
-Elasticsearch's ``query_string`` — it means "everything except".
+only prohibited clauses means "everything except" at any depth, as Elasticsearch's
+``query_string`` makes it (``Queries.fixNegativeQueryIfNeeded`` in its
+``getBooleanQuery``): ``a OR (NOT b)`` is ``a`` or anything without ``b``.
 """
 
 from __future__ import annotations
@@ -49,6 +53,14 @@ class Prefix:
 
 
 @dataclass(frozen=True)
+class Wildcard:
+    """``*`` (any run) and ``?`` (one character) anywhere; ``\\`` escapes a literal one."""
+
+    field: str
+    pattern: str
+
+
+@dataclass(frozen=True)
 class MatchAll:
     pass
 
@@ -65,7 +77,7 @@ class Bool:
     top: bool = False
 
 
-Node = Term | Phrase | Prefix | MatchAll | Bool
+Node = Term | Phrase | Prefix | Wildcard | MatchAll | Bool
 
 
 @dataclass(frozen=True)
@@ -73,7 +85,7 @@ class Token:
     kind: str  # LP RP AND OR NOT PLUS MINUS TERM PHRASE FIELD
     text: str
     pos: int
-    wildcard: bool = False
+    wildcard: bool = False  # a TERM with ``*``/``?``: ``text`` is then the pattern, escapes kept
 
 
 _SPECIAL = set('()":')
@@ -84,7 +96,6 @@ _UNSUPPORTED = {
     "]": "range queries ([ ]) are not supported",
     "{": "range queries ({ }) are not supported",
     "}": "range queries ({ }) are not supported",
-    "?": "single-character wildcards (?) are not supported; use a trailing *",
     "/": "regular expressions (/.../) are not supported",
 }
 
@@ -118,12 +129,11 @@ def tokenize(query: str) -> list[Token]:
 
 
 def _phrase(query: str, start: int, out: list[Token]) -> int:
-    i, buf = start + 1, []
+    i, buf = start + 1, list[str]()
     while i < len(query):
         ch = query[i]
         if ch == "\\" and i + 1 < len(query):
-            buf.append(query[i + 1])
-            i += 2
+            i = _escape(query, i, buf)
         elif ch == '"':
             out.append(Token("PHRASE", "".join(buf), start))
             if i + 1 < len(query) and query[i + 1] in _UNSUPPORTED:
@@ -135,37 +145,57 @@ def _phrase(query: str, start: int, out: list[Token]) -> int:
     raise QuerySyntaxError("unterminated phrase (missing closing '\"')", query, start)
 
 
+def _escape(query: str, i: int, buf: list[str], keep: bool = False) -> int:
+    """Read the escape at ``query[i]`` (a backslash) into ``buf``; returns the next index.
+
+    ``keep``: a wildcard pattern keeps the backslash before a character it escapes, so
+    ``\\*`` stays a literal star there.
+    """
+    if i + 1 >= len(query):
+        raise QuerySyntaxError("escape character '\\' at the end", query, i)
+    if query[i + 1] == "u":
+        code = query[i + 2 : i + 6]
+        if len(code) < 4:
+            raise QuerySyntaxError("truncated unicode escape sequence (\\uXXXX)", query, i)
+        if any(c not in "0123456789abcdefABCDEF" for c in code):
+            raise QuerySyntaxError("non-hex character in unicode escape (\\uXXXX)", query, i)
+        ch = chr(int(code, 16))
+        buf.append("\\" + ch if keep and ch in "*?\\" else ch)
+        return i + 6
+    buf.append(query[i : i + 2] if keep and query[i + 1] in "*?\\" else query[i + 1])
+    return i + 2
+
+
 def _term(query: str, start: int, out: list[Token]) -> int:
-    i, buf, star_at = start, [], -1
+    i, buf, wild_at = start, list[str](), -1
+    plain: list[str] = []  # the term with escapes resolved (field names, keywords)
     while i < len(query):
         ch = query[i]
         if ch.isspace() or ch in _SPECIAL:
             break
         if ch == "\\":
-            if i + 1 >= len(query):
-                raise QuerySyntaxError("escape character '\\' at the end", query, i)
-            buf.append(query[i + 1])
-            i += 2
+            _escape(query, i, plain)
+            i = _escape(query, i, buf, keep=True)
             continue
         if ch in _UNSUPPORTED:
             raise QuerySyntaxError(_UNSUPPORTED[ch], query, i)
-        if star_at >= 0:
-            raise QuerySyntaxError("only a trailing * wildcard is supported", query, star_at)
-        if ch == "*":
-            star_at = i
-        else:
-            buf.append(ch)
+        if ch in "*?" and wild_at < 0:
+            wild_at = i
+        buf.append(ch)
+        plain.append(ch)
         i += 1
-    text = "".join(buf)
+    text = "".join(plain)
     if i < len(query) and query[i] == ":":
-        if star_at >= 0 and text:
-            raise QuerySyntaxError("wildcards in field names are not supported", query, star_at)
-        out.append(Token("FIELD", "*" if star_at >= 0 else text, start))
+        if wild_at >= 0 and "".join(buf) != "*":
+            raise QuerySyntaxError("wildcards in field names are not supported", query, wild_at)
+        out.append(Token("FIELD", "*" if wild_at >= 0 else text, start))
         return i + 1
-    if text in ("AND", "OR", "NOT") and star_at < 0 and query[start] != "\\":
+    if text in ("AND", "OR", "NOT") and query[start] != "\\":
         out.append(Token(text, text, start))
+    elif wild_at >= 0:
+        out.append(Token("TERM", "".join(buf), start, wildcard=True))
     else:
-        out.append(Token("TERM", text, start, wildcard=star_at >= 0))
+        out.append(Token("TERM", text, start))
     return i
 
 
@@ -228,7 +258,7 @@ class _Parser:
         tok = self.peek()
         if tok is None:
             raise self.error("expected a term, phrase or '(' at the end", None)
-        if tok.kind == "TERM" and tok.wildcard and not tok.text:
+        if tok.kind == "TERM" and tok.wildcard and tok.text == "*":
             self.i += 1
             return MatchAll()
         if tok.kind == "FIELD":
@@ -250,12 +280,33 @@ class _Parser:
         if tok.kind == "PHRASE":
             return Phrase(field, tok.text)
         if tok.kind == "TERM":
-            if field == "*" and tok.wildcard and not tok.text:
+            if field == "*" and tok.wildcard and tok.text == "*":
                 return MatchAll()
             if field == "*":
                 raise self.error("'*:' only matches everything as '*:*'", tok)
-            return Prefix(field, tok.text) if tok.wildcard else Term(field, tok.text)
+            if not tok.wildcard:
+                return Term(field, tok.text)
+            return _wildcard(field, tok.text)
         raise self.error("expected a term, phrase or '('", tok)
+
+
+def _wildcard(field: str, pattern: str) -> Prefix | Wildcard:
+    """A trailing ``*`` alone is a prefix query (fast in the index), the rest a pattern."""
+    head = pattern[:-1]
+    if pattern.endswith("*") and "*" not in head and "?" not in head:
+        return Prefix(field, re_unescape(head))
+    return Wildcard(field, pattern)
+
+
+def re_unescape(pattern: str) -> str:
+    """A wildcard pattern's literal text (``\\*`` -> ``*``)."""
+    out, i = [], 0
+    while i < len(pattern):
+        if pattern[i] == "\\" and i + 1 < len(pattern):
+            i += 1
+        out.append(pattern[i])
+        i += 1
+    return "".join(out)
 
 
 def _add_clause(clauses: list[Clause], conj: str, mods: str, node: Node) -> None:

@@ -2,8 +2,10 @@
 
 A file ``<bug>.yaml`` holds ``query`` (Lucene subset, see :mod:`rackpool.ops.query`)
 and optionally ``suppress-graph``, ``suppress-notification``, ``allow-nonvoting``
-(booleans, as in elastic-recheck) and ``description`` (a rackpool addition). The bug
-id is the file name without ``.yaml``.
+(booleans, as in elastic-recheck), ``test_ids`` (the test ids the bug fails, a list of
+strings), ``resolved_at`` (when the bug was fixed, free text as elastic-recheck wrote
+it) and ``description`` (a rackpool addition). Every one is kept on the
+:class:`Signature`. The bug id is the file name without ``.yaml``.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from rackpool.ops.errors import QuerySyntaxError, SignatureError
 from rackpool.ops.query import Node, parse
 
 _FLAGS = ("suppress-graph", "suppress-notification", "allow-nonvoting")
+_KEYS = ("query", *_FLAGS, "test_ids", "resolved_at", "description")
 
 
 @dataclass(frozen=True)
@@ -30,6 +33,8 @@ class Signature:
     allow_nonvoting: bool = False
     description: str = ""
     path: str = ""
+    test_ids: tuple[str, ...] = ()
+    resolved_at: str = ""
 
 
 def builtin_dir() -> Path:
@@ -45,12 +50,17 @@ def load_signature(path: str | Path) -> Signature:
         raise SignatureError(str(exc)) from exc
     if not isinstance(data, dict):
         raise SignatureError(f"{p}: expected a mapping with a 'query' key")
-    unknown = sorted(set(data) - {"query", "description", *_FLAGS})
+    unknown = sorted(set(data) - set(_KEYS))
     if unknown:
         raise SignatureError(
-            f"{p}: unknown key(s) {', '.join(unknown)}; "
-            f"allowed: query, {', '.join(_FLAGS)}, description"
+            f"{p}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(_KEYS)}"
         )
+    test_ids = data.get("test_ids", [])
+    if not isinstance(test_ids, list) or not all(isinstance(t, str) for t in test_ids):
+        raise SignatureError(f"{p}: 'test_ids' must be a list of test ids (strings)")
+    resolved_at = data.get("resolved_at", "")
+    if isinstance(resolved_at, (list, dict)) or resolved_at is None:
+        raise SignatureError(f"{p}: 'resolved_at' must be a date or a string")
     text = data.get("query")
     if not isinstance(text, str) or not text.strip():
         raise SignatureError(f"{p}: 'query' is missing or not a string")
@@ -70,6 +80,8 @@ def load_signature(path: str | Path) -> Signature:
         allow_nonvoting=bool(data.get("allow-nonvoting", False)),
         description=str(data.get("description", "")),
         path=str(p),
+        test_ids=tuple(test_ids),
+        resolved_at=str(resolved_at),
     )
 
 

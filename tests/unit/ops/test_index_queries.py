@@ -128,7 +128,8 @@ TABLE = [
     ("(reset AND quota) OR build", {"ok"}),
     ("ok OR reset AND tags:console", {"reset"}),  # = ok +reset +tags:console
     ("(reset OR quota) AND build_status:FAILURE", {"reset", "quota"}),
-    ("tags:console AND (NOT build_status:FAILURE)", set()),  # nested pure negative: nothing
+    # a nested group of only negatives is "everything except" (Elasticsearch)
+    ("tags:console AND (NOT build_status:FAILURE)", {"ok", "ip"}),
     ("tags:console AND NOT build_status:FAILURE", {"ok", "ip"}),
     ("tags:(console OR Console) AND NOT reset", {"quota", "ok", "ip"}),
     ('message:"---" OR quota', {"quota"}),  # a term without tokens drops out

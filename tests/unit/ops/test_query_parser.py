@@ -5,7 +5,17 @@ from __future__ import annotations
 import pytest
 
 from rackpool.ops.errors import QuerySyntaxError
-from rackpool.ops.query import Bool, Clause, MatchAll, Occur, Phrase, Prefix, Term, parse
+from rackpool.ops.query import (
+    Bool,
+    Clause,
+    MatchAll,
+    Occur,
+    Phrase,
+    Prefix,
+    Term,
+    Wildcard,
+    parse,
+)
 
 M, S, N = Occur.MUST, Occur.SHOULD, Occur.MUST_NOT
 
@@ -59,6 +69,16 @@ def b(*clauses: tuple[Occur, object], top: bool = True) -> Bool:
         ("and or", b((S, t("and")), (S, t("or")))),  # lower-case words are terms
         ("foo-bar", t("foo-bar")),
         ("\\AND", t("AND")),
+        # wildcards anywhere; \uXXXX escapes (Lucene's discardEscapeChar)
+        ("fo?o", Wildcard("message", "fo?o")),
+        ("*foo", Wildcard("message", "*foo")),
+        ("build_name:*-swift-python*", Wildcard("build_name", "*-swift-python*")),
+        ("filename:logs*screen-c-vol.txt", Wildcard("filename", "logs*screen-c-vol.txt")),
+        (r"a\*b*", Wildcard("message", r"a\*b*")),
+        (r"x\u0041y", t("xAy")),
+        (r'"\u00e9t\u00E9"', Phrase("message", "été")),
+        (r"a\u002a", t("a*")),  # an escaped star is a literal one
+        ('""', Phrase("message", "")),
     ],
 )
 def test_parse(query: str, tree: object) -> None:
@@ -78,9 +98,9 @@ def test_parse(query: str, tree: object) -> None:
         ('"a b"~3', 5, "proximity"),
         ("foo^2", 3, "boost"),
         ("date:[1 TO 2]", 5, "range"),
-        ("fo?o", 2, "single-character"),
-        ("*foo", 0, "only a trailing *"),
-        ("f*o", 1, "only a trailing *"),
+        ("x\\u00", 1, "truncated unicode escape"),
+        ("x\\u00zz", 1, "non-hex"),
+        ("build*_name:x", 5, "wildcards in field names"),
         ("/regex/", 0, "regular expressions"),
         (":foo", 0, "field name"),
         ("tags:", 5, "after 'tags:'"),

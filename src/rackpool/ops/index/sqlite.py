@@ -28,7 +28,7 @@ import datetime as dt
 import itertools
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,10 +38,10 @@ import orjson
 
 from rackpool.core.clock import Clock, SystemClock
 from rackpool.ops import analysis
-from rackpool.ops.errors import IndexUnavailable
+from rackpool.ops.errors import IndexUnavailable, QueryTooCostly
 from rackpool.ops.index import Hit, IndexStats, LogDoc, SearchPage
-from rackpool.ops.index.compile import DocSet, compile_query
-from rackpool.ops.query import Node
+from rackpool.ops.index.compile import DocSet, compile_query, has_wildcards
+from rackpool.ops.query import Node, Wildcard
 
 DAY = 86400.0
 SCHEMA_VERSION = 2
@@ -63,6 +63,10 @@ CREATE INDEX IF NOT EXISTS docs_ts ON docs(ts);
 CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts5(
     body, kw, content='', columnsize=0, tokenize='ascii');
 """
+# Bounds on a wildcard's cost, per day file: the terms it may expand to (Lucene's
+# default max_clause_count) and the index terms read to find them.
+MAX_WILDCARD_TERMS = 1024
+MAX_WILDCARD_SCAN = 1_000_000
 _SELECT = "SELECT d.id, d.ts, s.name, d.seq, d.doc FROM "
 _INSERT_DOCS = "INSERT OR IGNORE INTO docs(id, ts, src, seq, doc) VALUES "
 _INSERT_FTS = "INSERT INTO fts(rowid, body, kw) VALUES "
@@ -125,6 +129,7 @@ class _Shard:
             raise IndexUnavailable(f"cannot open index partition {path}: {exc}") from exc
         self.sources: dict[str, int] = dict(self.db.execute("SELECT name, id FROM sources"))
         self.next_id = self._max_id() + 1
+        self._vocab = False
 
     def _connect(self, *, writer: bool) -> sqlite3.Connection:
         db = sqlite3.connect(
@@ -243,6 +248,34 @@ class _Shard:
             args.append(until)
         return frm, (" WHERE " + " AND ".join(conds)) if conds else "", args
 
+    def expand(self, column: str, start: str, node: Wildcard) -> list[str]:
+        """The index terms of ``column`` from ``start`` on that ``node``'s pattern matches."""
+        if not self._vocab:
+            self.db.execute(
+                "CREATE VIRTUAL TABLE IF NOT EXISTS temp.vocab USING fts5vocab(main, fts, col)"
+            )
+            self._vocab = True
+        match = analysis.wildcard_matcher(node.pattern)
+        terms: list[str] = []
+        rows = self.db.execute(
+            "SELECT term FROM temp.vocab WHERE col = ? AND term >= ? AND term < ?",
+            (column, start, start + "\U0010ffff"),
+        )
+        for scanned, (term,) in enumerate(rows):
+            if scanned >= MAX_WILDCARD_SCAN:
+                raise QueryTooCostly(
+                    f"wildcard {node.field}:{node.pattern} reads more than {MAX_WILDCARD_SCAN:,} "
+                    "index terms: put more literal characters before its first * or ?"
+                )
+            if match(analysis.decode_token(term)):
+                if len(terms) >= MAX_WILDCARD_TERMS:
+                    raise QueryTooCostly(
+                        f"wildcard {node.field}:{node.pattern} matches more than "
+                        f"{MAX_WILDCARD_TERMS} terms: make it narrower"
+                    )
+                terms.append(term)
+        return terms
+
     def search(
         self, docset: DocSet, since: float | None, until: float | None, limit: int, desc: bool
     ) -> list[Hit]:
@@ -287,6 +320,14 @@ class _Shard:
     def close(self) -> None:
         self.close_writer()
         self.db.close()
+
+
+def _compiler(query: Node) -> Callable[[_Shard], DocSet]:
+    """The query's documents in a partition: compiled once, or per partition for wildcards."""
+    if has_wildcards(query):
+        return lambda shard: compile_query(query, shard.expand)
+    docset = compile_query(query)
+    return lambda shard: docset
 
 
 class SqliteIndex:
@@ -412,13 +453,14 @@ class SqliteIndex:
         offset: int = 0,
         newest_first: bool = True,
     ) -> SearchPage:
-        docset = compile_query(query)
-        if docset.is_empty:
-            return SearchPage((), 0)
+        compiled = _compiler(query)
         hits: list[Hit] = []
         total = 0
         with self._lock:
             for shard in self._in_range(since, until, newest_first):
+                docset = compiled(shard)
+                if docset.is_empty:
+                    continue
                 n = shard.count(docset, since, until)
                 total += n
                 want = offset + limit - len(hits)
@@ -427,21 +469,22 @@ class SqliteIndex:
         return SearchPage(tuple(hits[offset : offset + limit]), total)
 
     def count(self, query: Node, *, since: float | None = None, until: float | None = None) -> int:
-        docset = compile_query(query)
-        if docset.is_empty:
-            return 0
+        compiled = _compiler(query)
         with self._lock:
-            return sum(s.count(docset, since, until) for s in self._in_range(since, until, False))
+            return sum(
+                shard.count(docset, since, until)
+                for shard in self._in_range(since, until, False)
+                if not (docset := compiled(shard)).is_empty
+            )
 
     def scan(
         self, query: Node, *, since: float | None = None, until: float | None = None
     ) -> Iterator[Hit]:
-        docset = compile_query(query)
-        if docset.is_empty:
-            return
+        compiled = _compiler(query)
         for shard in self._in_range(since, until, False):
             with self._lock:
-                hits = shard.search(docset, since, until, -1, False)
+                docset = compiled(shard)
+                hits = [] if docset.is_empty else shard.search(docset, since, until, -1, False)
             yield from hits
 
     def get(self, doc_id: str) -> Hit | None:
