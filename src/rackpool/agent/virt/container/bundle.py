@@ -80,7 +80,8 @@ def oci_config(
         "ociVersion": "1.0.2",
         "process": {
             "terminal": False,
-            "user": {"uid": 0, "gid": 0},
+            # the guest's umask is its own, not the agent's (the CLI runs with 077)
+            "user": {"uid": 0, "gid": 0, "umask": 0o022},
             "args": [INIT_PATH, "--", "/bin/sh", BOOT_PATH],
             "env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
             "cwd": "/",

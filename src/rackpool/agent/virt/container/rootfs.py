@@ -36,8 +36,11 @@ def mount_scratch(scratch: Path, size_mb: int) -> None:
     scratch.mkdir(parents=True, exist_ok=True)
     if not is_mounted(scratch):
         _run(["mount", "-t", "tmpfs", "-o", f"size={size_mb}m,mode=0700", "tmpfs", str(scratch)])
+    # Explicit modes, whatever the caller's umask (the CLI's is 077): the upper dir is
+    # the guest's "/" (0700 would lock every non-root user out of the whole guest).
     (scratch / "upper").mkdir(exist_ok=True)
-    (scratch / "work").mkdir(exist_ok=True)
+    os.chmod(scratch / "upper", 0o755)
+    (scratch / "work").mkdir(mode=0o700, exist_ok=True)
 
 
 def mount_overlay(lower: str, scratch: Path, rootfs: Path) -> None:
@@ -89,7 +92,10 @@ def hide(lower: Path, upper: Path, paths: Iterable[str]) -> None:
 
 def _write(upper: Path, path: str, data: bytes, mode: int) -> None:
     target = upper / path.lstrip("/")
-    target.parent.mkdir(parents=True, exist_ok=True)
+    for d in reversed([d for d in (target.parent, *target.parent.parents) if upper in d.parents]):
+        if not d.exists():
+            d.mkdir()
+            os.chmod(d, 0o755)  # a guest's /etc, /var/lib/...: not the agent's umask
     target.write_bytes(data)
     os.chmod(target, mode)
 
