@@ -5,6 +5,10 @@ standard :mod:`logging` module and passes correlation ids with ``extra=``::
 
     log.warning("launch failed: %s", fault, extra={"node_id": n, "event": "launch_failed"})
 
+Work done for one request (an API call, a spawn) runs inside :func:`log_context`,
+whose ids (``request_id``…) every line logged in it carries, also in worker threads
+that copy the context (``contextvars``).
+
 Secrets are redacted inside the formatters, so nothing unredacted reaches a file,
 a terminal or the index (see :mod:`rackpool.core.secrets`). Pure stdlib; the only I/O is the
 handler :func:`setup_logging` installs.
@@ -17,8 +21,11 @@ import logging
 import logging.handlers
 import socket
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
+from types import MappingProxyType
 from typing import Any, TextIO
 
 from rackpool.core.secrets import REDACTED, is_secret_key, redact
@@ -29,6 +36,8 @@ __all__ = [
     "JsonFormatter",
     "HumanFormatter",
     "is_secret_key",
+    "log_context",
+    "current_log_context",
     "iso_utc",
     "redact",
     "redact_value",
@@ -40,6 +49,7 @@ CORRELATION_FIELDS = (
     "region",
     "host",
     "request_id",
+    "global_request_id",
     "node_id",
     "instance_id",
     "image_id",
@@ -55,6 +65,27 @@ _RECORD_ATTRS = frozenset(vars(logging.LogRecord("x", logging.INFO, "x", 0, "x",
     "asctime",
     "taskName",
 }
+
+
+_NO_IDS: Mapping[str, Any] = MappingProxyType({})
+_LOG_CONTEXT: ContextVar[Mapping[str, Any]] = ContextVar("rackpool_log_context", default=_NO_IDS)
+
+
+@contextmanager
+def log_context(**ids: Any) -> Iterator[None]:
+    """Every line logged inside carries ``ids`` (None values are left out)."""
+    token = _LOG_CONTEXT.set(
+        {**_LOG_CONTEXT.get(), **{k: v for k, v in ids.items() if v is not None}}
+    )
+    try:
+        yield
+    finally:
+        _LOG_CONTEXT.reset(token)
+
+
+def current_log_context() -> Mapping[str, Any]:
+    """The ids :func:`log_context` set for the running code (empty outside one)."""
+    return _LOG_CONTEXT.get()
 
 
 def redact_value(key: str, value: Any) -> Any:
@@ -75,6 +106,7 @@ def redact_value(key: str, value: Any) -> Any:
 def _extras(record: logging.LogRecord, context: Mapping[str, Any]) -> dict[str, Any]:
     """Context defaults overlaid with the record's ``extra=`` fields, correlation ids first."""
     merged: dict[str, Any] = dict(context)
+    merged.update(_LOG_CONTEXT.get())
     for key, value in vars(record).items():
         if key not in _RECORD_ATTRS and not key.startswith("_") and value is not None:
             merged[key] = value

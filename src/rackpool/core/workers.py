@@ -17,6 +17,7 @@ waits (sleeps, long-polls) holds its worker meanwhile: wait on the server's loop
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 import threading
 from collections.abc import Awaitable, Callable, Mapping
@@ -64,7 +65,11 @@ class Workers:
                 return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(on_main(), main))
 
             inner = Request(request.scope, bridged)
-            return await main.run_in_executor(pool, self._run_coroutine, endpoint, inner)
+            # The handler sees the request's context (its log ids, see core.logs).
+            context = contextvars.copy_context()
+            return await main.run_in_executor(
+                pool, context.run, self._run_coroutine, endpoint, inner
+            )
 
         return offloaded
 

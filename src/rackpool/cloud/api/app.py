@@ -17,6 +17,7 @@ from starlette.routing import Route
 
 from rackpool.cloud.api import agent, compute, identity, image, network, quotas, services
 from rackpool.cloud.api.common import JSON, fault, identity_fault
+from rackpool.cloud.api.requestlog import RequestLog
 from rackpool.cloud.ports import PortService
 from rackpool.cloud.region import Region
 from rackpool.cloud.workers import Kind, RegionWorkers
@@ -130,12 +131,13 @@ def build_app(region: Region, run_background: bool = True) -> Starlette:
         },
         lifespan=lifespan,
         middleware=[
+            Middleware(RequestLog),
             Middleware(
                 BodyGuard,
                 max_bytes=region.config.max_body_bytes,
                 render=lambda scope, exc: _render(scope["path"], exc),
                 exempt=IMAGE_UPLOAD,
-            )
+            ),
         ],
     )
     app.state.region = region
