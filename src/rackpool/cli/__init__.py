@@ -96,9 +96,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler = getattr(args, "handler", None)
     if handler is None:
         parser.error("give a command")
-    # State files (databases, secrets, keys, configs, logs, the index) are private
-    # from the moment they exist: 0600 files, 0700 directories, never a chmod later.
-    os.umask(PRIVATE_UMASK)
     try:
         return int(handler(args) or 0)
     except RackpoolError as exc:
@@ -117,5 +114,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
-if __name__ == "__main__":  # pragma: no cover
+def entry() -> None:
+    """The ``rackpool`` program: :func:`main` in a process of its own.
+
+    State files (databases, secrets, keys, configs, logs, the index) are private from
+    the moment they exist: 0600 files, 0700 directories, never a chmod later. The umask
+    is the process's, so it is set here and not in :func:`main`, which tests call.
+    """
+    os.umask(PRIVATE_UMASK)
     sys.exit(main())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    entry()

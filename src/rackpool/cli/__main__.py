@@ -1,5 +1,3 @@
-import sys
+from rackpool.cli import entry
 
-from rackpool.cli import main
-
-sys.exit(main())
+entry()
