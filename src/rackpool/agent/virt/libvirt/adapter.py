@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import shutil
 import subprocess
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from typing import Any
 from rackpool.agent.errors import DriverError, DriverUnavailable, SpawnError
 from rackpool.agent.virt.base import Capacity, ImageForm, InstanceState, LocalImage
 from rackpool.agent.virt.libvirt import configdrive
+from rackpool.agent.virt.libvirt.boot import BootFiles, boot_files
 from rackpool.agent.virt.libvirt.config import LibvirtConfig
 from rackpool.agent.virt.libvirt.domain import (
     METADATA_NS,
@@ -27,6 +29,7 @@ from rackpool.agent.virt.libvirt.domain import (
     domain_xml,
     instance_id_from_metadata,
 )
+from rackpool.agent.virt.libvirt.probe import choose_domain_type
 from rackpool.core.clock import Timeout, iterate_timeout
 from rackpool.core.instance import FlavorSpec, InstanceSpec, NetworkSpec
 
@@ -45,6 +48,9 @@ QCOW2_MAGIC = b"QFI\xfb"
 
 
 class LibvirtDriver:
+    """``name`` is ``libvirt-<domain type>`` (``libvirt-kvm``, ``libvirt-qemu``): the agent
+    registers it as the host's driver, so ``os-hypervisors`` shows it as hypervisor_type."""
+
     name = "libvirt"
     image_form: ImageForm = "disk"
 
@@ -73,6 +79,14 @@ class LibvirtDriver:
         self.qemu_img = shutil.which(config.qemu_img)
         if self.qemu_img is None and not self._is_test:
             raise DriverUnavailable(f"{config.qemu_img} not found; install package qemu-utils")
+        self.boot_cache = self.state_dir / "libvirt-boot"
+        self._boot_lock = threading.Lock()
+        self.domain_type = config.domain_type
+        if self.domain_type == "auto":
+            self.domain_type = choose_domain_type(
+                self.conn, self.state_dir / "libvirt-probe", config.domain_prefix
+            )
+        self.name = f"libvirt-{self.domain_type}"
 
     @property
     def _is_test(self) -> bool:
@@ -128,6 +142,7 @@ class LibvirtDriver:
         d.mkdir(parents=True, exist_ok=False)
         (d / "console.log").touch(mode=0o600)
         disk = self._create_disk(d / "disk.qcow2", Path(image.path), flavor.disk_gb)
+        boot = self._boot_files(image) if disk is not None else None
         hostname = _hostname(instance.hostname)
         drive = d / "config.iso"
         configdrive.write_iso(
@@ -138,7 +153,7 @@ class LibvirtDriver:
                 name=self.domain_name(instance.id),
                 instance_id=instance.id,
                 instance_name=instance.name,
-                domain_type=self.config.domain_type,
+                domain_type=self.domain_type,
                 machine=self.config.machine,
                 emulator=self.config.emulator,
                 vcpus=flavor.vcpus,
@@ -148,8 +163,20 @@ class LibvirtDriver:
                 bridge=self.bridge,
                 mac=network.mac,
                 console_log=str(d / "console.log"),
+                kernel=str(boot.kernel) if boot else None,
+                initrd=str(boot.initrd) if boot else None,
+                cmdline=self.config.kernel_args,
+                disk_cache=self.config.disk_cache,
+                tb_cache_mb=self.config.tcg_tb_cache_mb,
+                run_as_root=self.config.run_as_root and not self._is_test,
             )
         )
+
+    def _boot_files(self, image: LocalImage) -> BootFiles | None:
+        """Kernel and initrd when the image is a bare filesystem (direct kernel boot)."""
+        assert image.path is not None and self.qemu_img is not None
+        with self._boot_lock:  # one extraction per image, however many spawns wait
+            return boot_files(image.id, Path(image.path), self.boot_cache, self.qemu_img)
 
     def _create_disk(self, disk: Path, backing: Path, disk_gb: int) -> Path | None:
         if self.qemu_img is None:
@@ -165,18 +192,22 @@ class LibvirtDriver:
         return disk
 
     def _wait_ready(self, instance_id: str) -> tuple[str, ...]:
-        """Host keys from the console (cloud-init prints them), if ready_timeout > 0."""
-        if self.config.ready_timeout <= 0:
+        """Host keys from the console (cloud-init prints them), if ready_timeout > 0.
+
+        A guest that shows none within ready_timeout failed to boot (SpawnError)."""
+        if self.config.ready_timeout <= 0 or self._is_test:
             return ()
         try:
-            for _ in iterate_timeout(self.config.ready_timeout, "guest host keys", interval=0.2):
+            for _ in iterate_timeout(self.config.ready_timeout, "guest host keys", interval=0.5):
                 keys = parse_host_keys(self.console_log(instance_id))
                 if keys:
                     return keys
                 if not self._running(instance_id):
                     raise SpawnError("the guest stopped during boot")
-        except Timeout:
-            log.warning("no host keys on the console yet", extra={"instance_id": instance_id})
+        except Timeout as exc:
+            raise SpawnError(
+                f"no SSH host keys on the console after {self.config.ready_timeout:.0f}s"
+            ) from exc
         return ()
 
     def _lookup(self, instance_id: str) -> Any:

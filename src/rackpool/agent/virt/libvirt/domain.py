@@ -24,6 +24,12 @@ class DomainSpec:
     bridge: str
     mac: str
     console_log: str
+    kernel: str | None = None  # direct kernel boot (disk = one filesystem, no bootloader)
+    initrd: str | None = None
+    cmdline: str = ""
+    disk_cache: str = "unsafe"
+    tb_cache_mb: int = 256  # TCG translation cache (qemu domains only)
+    run_as_root: bool = False  # qemu as root: disks live in the agent's 0700 state dir
 
 
 def metadata_xml(instance_id: str, instance_name: str) -> str:
@@ -59,12 +65,24 @@ def domain_xml(spec: DomainSpec) -> str:
     ET.SubElement(dom, "vcpu", placement="static").text = str(spec.vcpus)
     os_el = ET.SubElement(dom, "os")
     ET.SubElement(os_el, "type", arch="x86_64", machine=spec.machine).text = "hvm"
-    ET.SubElement(os_el, "boot", dev="hd")
+    if spec.kernel:
+        ET.SubElement(os_el, "kernel").text = spec.kernel
+        if spec.initrd:
+            ET.SubElement(os_el, "initrd").text = spec.initrd
+        ET.SubElement(os_el, "cmdline").text = spec.cmdline
+    else:
+        ET.SubElement(os_el, "boot", dev="hd")
     features = ET.SubElement(dom, "features")
     ET.SubElement(features, "acpi")
     ET.SubElement(features, "apic")
     if spec.domain_type == "kvm":
         ET.SubElement(dom, "cpu", mode="host-passthrough")
+    elif spec.domain_type == "qemu":
+        # TCG: emulate every feature qemu can (the guest kernel picks fast paths) and give
+        # the translator a large cache; both halve boot time under TCG here
+        ET.SubElement(dom, "cpu", mode="maximum")
+        tb = ET.SubElement(ET.SubElement(features, "tcg"), "tb-cache", unit="MiB")
+        tb.text = str(spec.tb_cache_mb)
     ET.SubElement(dom, "on_poweroff").text = "destroy"
     ET.SubElement(dom, "on_reboot").text = "restart"
     ET.SubElement(dom, "on_crash").text = "destroy"
@@ -73,13 +91,14 @@ def domain_xml(spec: DomainSpec) -> str:
         ET.SubElement(devices, "emulator").text = spec.emulator
     if spec.disk:
         disk = ET.SubElement(devices, "disk", type="file", device="disk")
-        ET.SubElement(disk, "driver", name="qemu", type="qcow2", cache="none")
+        ET.SubElement(disk, "driver", name="qemu", type="qcow2", cache=spec.disk_cache)
         ET.SubElement(disk, "source", file=spec.disk)
         ET.SubElement(disk, "target", dev="vda", bus="virtio")
-    cdrom = ET.SubElement(devices, "disk", type="file", device="cdrom")
+    # a read-only virtio disk: Debian's cloud kernel has no SATA/AHCI driver for a cdrom
+    cdrom = ET.SubElement(devices, "disk", type="file", device="disk")
     ET.SubElement(cdrom, "driver", name="qemu", type="raw")
     ET.SubElement(cdrom, "source", file=spec.config_drive)
-    ET.SubElement(cdrom, "target", dev="sda", bus="sata")
+    ET.SubElement(cdrom, "target", dev="vdb", bus="virtio")
     ET.SubElement(cdrom, "readonly")
     iface = ET.SubElement(devices, "interface", type="bridge")
     ET.SubElement(iface, "mac", address=spec.mac)
@@ -91,9 +110,12 @@ def domain_xml(spec: DomainSpec) -> str:
     console = ET.SubElement(devices, "console", type="file")
     ET.SubElement(console, "source", path=spec.console_log)
     ET.SubElement(console, "target", type="serial", port="0")
-    ET.SubElement(devices, "memballoon", model="virtio")
+    ET.SubElement(devices, "memballoon", model="none")
     rng = ET.SubElement(devices, "rng", model="virtio")
     ET.SubElement(rng, "backend", model="random").text = "/dev/urandom"
+    if spec.run_as_root:
+        label = ET.SubElement(dom, "seclabel", type="static", model="dac", relabel="no")
+        ET.SubElement(label, "label").text = "+0:+0"
     return ET.tostring(dom, encoding="unicode")
 
 
