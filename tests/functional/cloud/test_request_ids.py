@@ -13,6 +13,7 @@ import pytest
 from tests.functional.cloud.conftest import Raw
 from tests.support.region import RegionHandle
 
+from rackpool.core.clock import iterate_timeout
 from rackpool.core.logs import JsonFormatter
 
 REQ = re.compile(r"^req-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -34,10 +35,17 @@ def lines() -> Iterator[io.StringIO]:
 
 
 def _request_lines(stream: io.StringIO, request_id: str) -> list[dict[str, object]]:
-    logged = [json.loads(x) for x in stream.getvalue().splitlines() if x.strip()]
-    return [
-        x for x in logged if x.get("request_id") == request_id and x.get("event") == "api_request"
-    ]
+    """The request's line: written once the response is sent, so maybe just after."""
+    for _ in iterate_timeout(5, "the request's log line"):
+        logged = [json.loads(x) for x in stream.getvalue().splitlines() if x.strip()]
+        found = [
+            x
+            for x in logged
+            if x.get("request_id") == request_id and x.get("event") == "api_request"
+        ]
+        if found:
+            return found
+    return []
 
 
 def test_compute_response_ids_and_one_info_line(raw: Raw, lines: io.StringIO) -> None:
