@@ -28,6 +28,8 @@ COMMAND_MODULES = (
     "rackpool.cli.ops",
     "rackpool.cli.up",
     "rackpool.cli.down",
+    "rackpool.cli.web",
+    "rackpool.cli.image",
 )
 # The top-level commands each module registers, so running one imports only its module.
 # A command missing here still works: it is found by loading every module.
@@ -43,6 +45,8 @@ COMMANDS = {
     "bugs": "rackpool.cli.ops",
     "up": "rackpool.cli.up",
     "down": "rackpool.cli.down",
+    "web": "rackpool.cli.web",
+    "image": "rackpool.cli.image",
 }
 
 

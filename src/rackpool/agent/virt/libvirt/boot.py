@@ -68,11 +68,16 @@ def _kernel_version(raw: Path) -> str | None:
     names = {line.strip("/").split("/")[4] for line in listing.splitlines()
              if line.count("/") >= 6}  # fmt: skip
     versions = sorted(
-        m.group(1)
-        for n in names
-        if (m := _VERSION.match(n)) and f"initrd.img-{m.group(1)}" in names
-    )
+        (m.group(1) for n in names if (m := _VERSION.match(n))
+         and f"initrd.img-{m.group(1)}" in names),
+        key=_version_key,
+    )  # fmt: skip
     return versions[-1] if versions else None
+
+
+def _version_key(version: str) -> list[tuple[int, str]]:
+    """6.1.0-50 sorts after 6.1.0-9."""
+    return [(int(p), "") if p.isdigit() else (-1, p) for p in re.split(r"(\d+)", version)]
 
 
 def _run(cmd: list[str]) -> str:

@@ -1,0 +1,54 @@
+"""The image recipe: what keys the build cache, and the Glance properties of a build."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+from rackpool.deploy.images import BuiltImage, build_image, debian_cloud
+from rackpool.deploy.images.upload import properties, qcow2_properties
+
+
+def test_the_cache_key_follows_the_bytes_not_the_name() -> None:
+    a = debian_cloud("one")
+    assert a.digest() == debian_cloud("two").digest()
+    assert a.digest() != dataclasses.replace(a, packages=(*a.packages, "vim")).digest()
+    assert a.digest() != dataclasses.replace(a, cloud_cfg=a.cloud_cfg + "x: 1\n").digest()
+    assert len(a.digest()) == 64
+
+
+def test_cloud_init_reads_only_the_config_drive() -> None:
+    cfg = debian_cloud().cloud_cfg
+    assert "datasource_list: [ConfigDrive, None]" in cfg
+    assert "locale: C.UTF-8" in cfg  # else cloud-init's status is "error"
+
+
+def _fake_build(tmp_path: Path) -> BuiltImage:
+    recipe = debian_cloud("deb")
+    d = tmp_path / recipe.digest()
+    d.mkdir()
+    (d / "disk.qcow2").write_bytes(b"QFI\xfb")
+    meta = {"packages": {"cloud-init": "22.4.2-1", "openssh-server": "1:9.2p1-2"},
+            "seconds": {"total": 90.0}, "kernel_version": "6.1.0-50-cloud-amd64"}  # fmt: skip
+    (d / "image.json").write_text(json.dumps(meta))
+    return build_image(recipe, "qcow2", tmp_path, progress=lambda m: None)
+
+
+def test_a_finished_build_is_taken_from_the_cache(tmp_path: Path) -> None:
+    built = _fake_build(tmp_path)  # no mmdebstrap run: it would take minutes
+    assert built.cached and built.seconds == {"total": 90.0}
+    assert built.path("qcow2").read_bytes() == b"QFI\xfb"
+
+
+def test_glance_properties_record_what_went_in(tmp_path: Path) -> None:
+    built = _fake_build(tmp_path)
+    props = properties(built) | qcow2_properties()
+    assert props["os_distro"] == "debian" and props["os_version"] == "12"
+    assert props["hw_disk_bus"] == "virtio"
+    assert props["rackpool_recipe_hash"] == built.digest
+    assert props["rackpool_kernel"] == "6.1.0-50-cloud-amd64"
+    assert props["rackpool_packages"].splitlines() == [
+        "cloud-init=22.4.2-1",
+        "openssh-server=1:9.2p1-2",
+    ]
