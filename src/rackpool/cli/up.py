@@ -245,6 +245,16 @@ def ops_config(state: Path, port: int) -> dict[str, Any]:
     }
 
 
+def web_config(plans: list[RegionPlan], state: Path, port: int) -> dict[str, Any]:
+    """The dashboard: finds the pool and the index through their discovery files."""
+    return {
+        "listen": {"host": "127.0.0.1", "port": port},
+        "state_dir": str(state),
+        "regions": [{"name": p.name, "url": p.url} for p in plans],
+        "log": {"json": True, "path": str(state / "logs" / "web.jsonl")},
+    }
+
+
 class Up:
     def __init__(self, args: argparse.Namespace, stop: StopSignal) -> None:
         self.args = args
@@ -308,7 +318,8 @@ class Up:
         disabled = self.wait_hosts(plans, since)
         pool_url = None if self.args.no_pool else self.start_pool(plans, driver)
         ops_url = None if ops is None else self.wait_ops(ops)
-        self._print(plans, clouds_yaml, driver, key, pool_url, ops_url, disabled)
+        web_url = None if self.args.no_web else self.start_web(plans)
+        self._print(plans, clouds_yaml, driver, key, pool_url, ops_url, disabled, web_url)
         log.info("rackpool is up", extra={"event": "up_ready"})
         self.sup.run()
 
@@ -371,6 +382,16 @@ class Up:
         self._wait(partial(readiness.pool_missing, info["url"], info["token"]), "the pool")
         return str(info["url"])
 
+    def start_web(self, plans: list[RegionPlan]) -> str:
+        cfg = web_config(plans, self.state, _free_port())
+        path = _write(self.state / "web.yaml", yaml.safe_dump(cfg))
+        state_file = self.state / "web.json"
+        state_file.unlink(missing_ok=True)
+        d = self._daemon("web", ["web", "serve", "--config", str(path)], state_file)
+        url = str(self._discovery(d, state_file, "the dashboard")["url"])
+        self._wait(partial(readiness.http_missing, url + "/health"), "the dashboard")
+        return url
+
     def _discovery(self, d: Daemon, path: Path, what: str) -> dict[str, Any]:
         def missing() -> list[str]:
             return [] if readiness.discovery(path, d.pid) else [f"{path.name} not written yet"]
@@ -382,7 +403,7 @@ class Up:
 
     def _print(
         self, plans: list[RegionPlan], clouds_yaml: Path, driver: str, key: Path | None,
-        pool_url: str | None, ops_url: str | None, disabled: list[str],
+        pool_url: str | None, ops_url: str | None, disabled: list[str], web_url: str | None = None,
     ) -> None:  # fmt: skip
         st = self.state
         lines = [
@@ -402,6 +423,8 @@ class Up:
         if ops_url:
             lines += [f"  log search: {ops_url}",
                       f"    rackpool logs search 'loglevel:ERROR' --state-dir {st}"]  # fmt: skip
+        if web_url:
+            lines.append(f"  dashboard: {web_url}/")
         lines.append(f"  logs: {self.logs}")
         lines.append(
             "  Ctrl-C or SIGTERM stops every daemon; instances keep running and the next "
@@ -444,4 +467,5 @@ def register(sub: Any) -> None:
     )  # fmt: skip
     p.add_argument("--no-pool", action="store_true", help="do not start the node pool")
     p.add_argument("--no-ops", action="store_true", help="do not start the log index")
+    p.add_argument("--no-web", action="store_true", help="do not start the web dashboard")
     p.set_defaults(handler=_run)

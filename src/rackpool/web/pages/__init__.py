@@ -1,0 +1,1 @@
+"""The dashboard's pages: each an async function from query parameters to HTML."""

@@ -1,0 +1,119 @@
+"""Nodes, requests and labels with the columns nodepool's webapp shows, filterable
+by URL (``/nodes?provider=r1&state=ready``)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from typing import Any
+
+from rackpool.web.html import Html, age, join, link, table, tag, url
+from rackpool.web.links import id_link
+from rackpool.web.sources import Sources
+
+NODE_COLUMNS = ("ID", "Provider", "Label", "Server ID", "Public IPv4", "IPv6", "State", "Age",
+                "Locked", "Pool", "Hostname", "Private IPv4", "AZ", "Port", "Launcher",
+                "Allocated to", "Hold job", "Comment")  # fmt: skip
+REQUEST_COLUMNS = ("Request ID", "Priority", "State", "Requestor", "Node types", "Nodes",
+                   "Declined by")  # fmt: skip
+
+
+def _filters(
+    rows: list[dict[str, Any]], params: dict[str, str], keys: tuple[str, ...]
+) -> list[dict[str, Any]]:
+    for key in keys:
+        want = params.get(key)
+        if want:
+            rows = [r for r in rows if want == r.get(key) or want in (r.get(key) or [])]
+    return rows
+
+
+def _filter_note(params: dict[str, str], keys: tuple[str, ...], path: str) -> Html:
+    active = [f"{k} = {params[k]}" for k in keys if params.get(k)]
+    if not active:
+        return Html("")
+    return tag("p", join(["Showing only " + ", ".join(active) + ". ", link(path, "Show all")]))
+
+
+def _list(value: Any) -> str:
+    return ", ".join(map(str, value)) if isinstance(value, list) else str(value or "")
+
+
+async def nodes(sources: Sources, params: dict[str, str]) -> Html:
+    rows = _filters(
+        await sources.pool_get("/node-list.json"), params, ("provider", "state", "label")
+    )
+    body = [
+        (
+            id_link("node_id", n["id"]),
+            link(url("/nodes", provider=n.get("provider")), n.get("provider")),
+            _list(n.get("label")),
+            id_link("instance_id", n.get("server_id")),
+            n.get("public_ipv4"),
+            n.get("ipv6"),
+            link(url("/nodes", state=n.get("state")), n.get("state")),
+            age(n.get("age")),
+            n.get("locked"),
+            n.get("pool"),
+            n.get("hostname"),
+            n.get("private_ipv4"),
+            n.get("AZ"),
+            n.get("connection_port"),
+            n.get("launcher"),
+            id_link("request_id", n.get("allocated_to")),
+            n.get("hold_job"),
+            n.get("comment"),
+        )  # fmt: skip
+        for n in rows
+    ]
+    return join(
+        [
+            _filter_note(params, ("provider", "state", "label"), "/nodes"),
+            tag("p", f"{len(rows)} node(s)."),
+            table(NODE_COLUMNS, body),
+        ]
+    )
+
+
+async def requests(sources: Sources, params: dict[str, str]) -> Html:
+    rows = _filters(await sources.pool_get("/request-list.json"), params, ("state", "requestor"))
+    body = [
+        (
+            id_link("request_id", r["id"]),
+            r.get("relative_priority"),
+            link(url("/requests", state=r.get("state")), r.get("state")),
+            r.get("requestor"),
+            _list(r.get("node_types")),
+            join((id_link("node_id", n) for n in r.get("nodes") or []), " "),
+            _list(r.get("declined_by")),
+        )  # fmt: skip
+        for r in rows
+    ]
+    return join(
+        [
+            _filter_note(params, ("state", "requestor"), "/requests"),
+            tag("p", f"{len(rows)} request(s)."),
+            table(REQUEST_COLUMNS, body),
+        ]
+    )
+
+
+async def labels(sources: Sources, params: dict[str, str]) -> Html:
+    rows, nodes_ = await asyncio.gather(
+        sources.pool_get("/label-list.json"), sources.pool_get("/node-list.json")
+    )
+    ready: Counter[str] = Counter()
+    total: Counter[str] = Counter()
+    for n in nodes_:
+        for lab in n.get("label") or []:
+            total[lab] += 1
+            ready[lab] += n.get("state") == "ready"
+    body = [
+        (
+            r["label"],
+            link(url("/nodes", label=r["label"], state="ready"), ready[r["label"]]),
+            link(url("/nodes", label=r["label"]), total[r["label"]]),
+        )  # fmt: skip
+        for r in rows
+    ]
+    return table(("Label", "Ready nodes", "All nodes"), body)
