@@ -25,10 +25,11 @@ from rackpool.agent.errors import (
     HostNetworkBusy,
 )
 from rackpool.agent.images import ImageCache, fetch_failure
-from rackpool.agent.reconcile import plan
+from rackpool.agent.reconcile import plan, request_ids
 from rackpool.agent.virt.base import InstanceState, VirtDriver
 from rackpool.agent.virt.factory import make_driver
 from rackpool.core.errors import RackpoolError
+from rackpool.core.logs import log_context
 
 log = logging.getLogger("rackpool.agent.daemon")
 
@@ -63,6 +64,8 @@ class Agent:
         self._busy: set[str] = set()
         self._reported: set[str] = set()
         self._console_sent: dict[str, tuple[int, float]] = {}
+        # instance id → the ids of its create call, from the last pull (for log lines)
+        self._request_ids: dict[str, dict[str, str]] = {}
         self._lock = threading.Lock()
         # A heartbeat lists the driver's instances and sends the list with no report in
         # between: a list taken before a spawn finished, arriving after that spawn's ACTIVE
@@ -125,6 +128,7 @@ class Agent:
                 self._registered = False
                 return
             raise
+        self._request_ids = {str(e["id"]): request_ids(e) for e in desired if "id" in e}
         with self._lock:
             busy = set(self._busy)
         p = plan(desired, actual, busy, self._reported)
@@ -138,6 +142,7 @@ class Agent:
         for iid in p.active:
             self._report_active(iid, actual[iid])
         for iid, fault in p.vanished:
+            log.warning("%s", fault, extra=self._ex(iid))
             self._report(iid, {"status": "ERROR", "fault": fault})
             self._reported.add(iid)
         for iid in p.deleted:
@@ -234,7 +239,8 @@ class Agent:
 
     # -- work items ----------------------------------------------------------------------
     def _ex(self, iid: str) -> dict[str, str]:
-        return {"host": self.host, "instance_id": iid}
+        """``extra=`` for a line about one instance: its id and its create call's ids."""
+        return {"host": self.host, "instance_id": iid, **self._request_ids.get(iid, {})}
 
     def _submit(self, iid: str, fn: Any, *args: Any) -> None:
         with self._lock:
@@ -250,6 +256,12 @@ class Agent:
 
     def _spawn(self, entry: dict[str, Any]) -> None:
         iid = str(entry["id"])
+        # lines the image cache and the driver log while spawning carry the ids too
+        with log_context(host=self.host, instance_id=iid, **request_ids(entry)):
+            self._spawn_in_context(iid, entry)
+
+    def _spawn_in_context(self, iid: str, entry: dict[str, Any]) -> None:
+        log.info("spawning instance %s", iid, extra=self._ex(iid))
         try:
             spec = parse_instance(entry)
             try:
@@ -268,6 +280,7 @@ class Agent:
         self._report_active(iid, state)
 
     def _report_active(self, iid: str, state: InstanceState) -> None:
+        log.info("instance %s running; reporting ACTIVE", iid, extra=self._ex(iid))
         console = self.driver.console_log(iid)
         self._report(
             iid,
@@ -291,11 +304,16 @@ class Agent:
             self._console_sent[iid] = (len(console), now)
 
     def _destroy(self, iid: str, report: bool) -> None:
+        with log_context(host=self.host, instance_id=iid, **self._request_ids.get(iid, {})):
+            self._destroy_in_context(iid, report)
+
+    def _destroy_in_context(self, iid: str, report: bool) -> None:
         try:
             self.driver.destroy(iid)
         except RackpoolError as exc:
             log.error("destroy failed: %s", exc, extra=self._ex(iid))
             return
+        log.info("instance %s destroyed", iid, extra=self._ex(iid))
         self._console_sent.pop(iid, None)
         self._reported.discard(iid)
         if report:

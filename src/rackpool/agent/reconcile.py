@@ -24,6 +24,20 @@ class Plan:
     notes: list[str] = field(default_factory=list)
 
 
+# The ids of the create call that made an instance (docs/agent-api.md, pull): every
+# line the agent logs about the instance carries them.
+REQUEST_ID_KEYS = ("request_id", "global_request_id")
+
+
+def request_ids(entry: Mapping[str, Any]) -> dict[str, str]:
+    """The create call's request ids a pulled entry carries (absent or odd ones left out)."""
+    return {
+        k: v
+        for k in REQUEST_ID_KEYS
+        if isinstance(v := entry.get(k), str) and 0 < len(v) <= 64 and v.isprintable()
+    }
+
+
 def plan(
     desired: Iterable[Mapping[str, Any]],
     actual: Mapping[str, InstanceState],

@@ -277,7 +277,16 @@ class ComputeService:
             raise NotFound(f"Instance {server_id} could not be found.")
         return row
 
-    def create_servers(self, ctx: AuthContext, body: Any) -> list[str]:
+    def create_servers(
+        self,
+        ctx: AuthContext,
+        body: Any,
+        request_id: str | None = None,
+        global_request_id: str | None = None,
+    ) -> list[str]:
+        """Create the servers ``body`` asks for; each keeps the ids of this create call
+        (``request_id``, the client's ``global_request_id``), which the host's agent
+        gets with the instance and logs."""
         s = validation.require_dict(body, "server")
         unknown = sorted(set(s) - SERVER_KEYS)
         if unknown:
@@ -367,7 +376,8 @@ class ComputeService:
                     "key_name": key_name, "public_key": public_key, "metadata": meta,
                     "user_data": user_data, "config_drive": config_drive, "security_groups": groups,
                     "availability_zone": az, "created_at": now, "updated_at": now, "host_keys": [],
-                    "console_log": "",
+                    "console_log": "", "request_id": request_id,
+                    "global_request_id": global_request_id,
                 }  # fmt: skip
                 if host is not None:
                     try:
@@ -393,7 +403,13 @@ class ComputeService:
                 created.append((sid, values.get("host")))
         for sid, host_name in created:
             self._hosts.notify(host_name, sid)
-        log.info("created %d server(s) %s", len(created), name, extra={"project": ctx.project_id})
+        for sid, host_name in created:
+            log.info(
+                "server %s created on %s",
+                sid,
+                host_name or "no host",
+                extra={"instance_id": sid, "host": host_name, "project": ctx.project_id},
+            )
         return [sid for sid, _ in created]
 
     def _zones(self, conn: Connection) -> set[str]:

@@ -131,7 +131,8 @@ class HostService:
                 rows = list(
                     conn.execute(
                         select(servers.c.id, servers.c.status, servers.c.deleted,
-                               servers.c.fault_message).where(servers.c.host == name)
+                               servers.c.fault_message, servers.c.request_id,
+                               servers.c.global_request_id).where(servers.c.host == name)
                     )
                 )  # fmt: skip
         self.beats.record(name, now)
@@ -148,8 +149,8 @@ class HostService:
         ``rows`` were read without the write lock; each fault is written only if the
         instance is still as it was read (a concurrent delete or report wins)."""
         host_down = HOST_DOWN_FAULT.format(name=name)
-        faults: list[tuple[str, str, str | None, str]] = []
-        for iid, status, deleted, old_fault in rows:
+        faults: list[tuple[str, str, str | None, str, dict[str, str]]] = []
+        for iid, status, deleted, old_fault, request_id, global_id in rows:
             # BUILD: still spawning; deleted: on its way out; ERROR: already faulted, except
             # "host down", which would turn ACTIVE again on a report and so gets the real cause
             if deleted or not (
@@ -165,10 +166,10 @@ class HostService:
                 )
             else:
                 continue
-            faults.append((iid, status, old_fault, fault))
+            faults.append((iid, status, old_fault, fault, _ids(request_id, global_id)))
         if faults:
             with self._engine.begin() as conn:
-                for iid, status, old_fault, fault in faults:
+                for iid, status, old_fault, fault, ids in faults:
                     same_fault = (
                         servers.c.fault_message.is_(None)
                         if old_fault is None
@@ -183,7 +184,7 @@ class HostService:
                                 fault_code=500, fault_at=now, updated_at=now)
                     )  # fmt: skip
                     if res.rowcount:
-                        log.warning("%s", fault, extra={"host": name, "instance_id": iid})
+                        log.warning("%s", fault, extra={"host": name, "instance_id": iid, **ids})
         mine = {r[0] for r in rows}
         return sorted(i for i in seen if i not in mine)
 
@@ -268,6 +269,8 @@ class HostService:
             "config_drive": bool(r["config_drive"]),
             "metadata": dict(r["metadata"] or {}),
             "availability_zone": r["availability_zone"],
+            "request_id": r["request_id"],
+            "global_request_id": r["global_request_id"],
         }
 
     def report(self, server_id: str, body: dict[str, Any]) -> None:
@@ -278,12 +281,16 @@ class HostService:
         now = self._clock.now()
         with self._engine.begin() as conn:
             row = conn.execute(
-                select(servers.c.status, servers.c.deleted, servers.c.fault_message).where(
-                    servers.c.id == server_id, servers.c.host == host
-                )
-            ).first()
+                select(
+                    servers.c.status, servers.c.deleted, servers.c.fault_message,
+                    servers.c.request_id, servers.c.global_request_id,
+                ).where(servers.c.id == server_id, servers.c.host == host)
+            ).first()  # fmt: skip
             if row is None:
                 raise NotFound(f"instance {server_id} is not assigned to host {host}")
+            # the lines about the instance carry its create's ids, not the report call's
+            extra = {"host": host, "instance_id": server_id,
+                     **_ids(row.request_id, row.global_request_id)}  # fmt: skip
             values: dict[str, Any] = {"updated_at": now}
             if "console_log" in body and isinstance(body["console_log"], str):
                 values["console_log"] = body["console_log"][-MAX_CONSOLE:]
@@ -292,18 +299,14 @@ class HostService:
             if status == "DELETED":
                 AddressPool.release(conn, server_id, now)
                 conn.execute(delete(servers).where(servers.c.id == server_id))
-                log.info(
-                    "instance deleted on %s", host, extra={"host": host, "instance_id": server_id}
-                )
+                log.info("instance deleted on %s", host, extra=extra)
                 return
             if row.deleted:
                 conn.execute(update(servers).where(servers.c.id == server_id).values(**values))
                 return
             if status == "ACTIVE" and row.status == "BUILD":
                 values.update(status="ACTIVE", task_state=None, launched_at=now)
-                log.info(
-                    "instance active on %s", host, extra={"host": host, "instance_id": server_id}
-                )
+                log.info("instance active on %s", host, extra=extra)
             elif (
                 status == "ACTIVE"
                 and row.status == "ERROR"
@@ -313,7 +316,7 @@ class HostService:
                 log.info(
                     "instance active again on %s after the host returned",
                     host,
-                    extra={"host": host, "instance_id": server_id},
+                    extra=extra,
                 )
             elif status == "ERROR" and row.status != "ERROR":
                 fault = untrusted_text(body.get("fault") or "instance failed on host")
@@ -328,7 +331,7 @@ class HostService:
                     "instance failed on %s: %s",
                     host,
                     fault,
-                    extra={"host": host, "instance_id": server_id},
+                    extra=extra,
                 )
             conn.execute(update(servers).where(servers.c.id == server_id).values(**values))
 
@@ -503,6 +506,12 @@ def _field(body: Any, key: str) -> Any:
     if not isinstance(body, dict):
         raise BadRequest("the request body must be a JSON object")
     return body.get(key)
+
+
+def _ids(request_id: str | None, global_request_id: str | None) -> dict[str, str]:
+    """The create call's ids of an instance, for ``extra=`` (absent ones left out)."""
+    ids = {"request_id": request_id, "global_request_id": global_request_id}
+    return {k: v for k, v in ids.items() if v}
 
 
 def _req_str(body: dict[str, Any], key: str) -> str:

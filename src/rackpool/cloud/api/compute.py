@@ -148,7 +148,12 @@ async def server_create(request: Request) -> Response:
     region = region_of(request)
     body = await body_json(request)
     _check_network_refs(request, body)
-    ids = region.compute.create_servers(ctx, body)
+    ids = region.compute.create_servers(
+        ctx,
+        body,
+        getattr(request.state, "request_id", None),
+        getattr(request.state, "global_request_id", None),
+    )
     base = _api(request)
     if isinstance(body.get("server"), dict) and body["server"].get("return_reservation_id"):
         return JSON({"reservation_id": "r-" + ids[0][:8]}, status_code=202)

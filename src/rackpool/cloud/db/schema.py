@@ -175,6 +175,10 @@ servers = Table(
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
     Column("launched_at", Float, nullable=True),
+    # The ids of the create call (docs/ops.md "Request ids"): the agent's and the region's
+    # log lines about the instance carry them, so one search shows its whole story.
+    Column("request_id", String(64), nullable=True),
+    Column("global_request_id", String(64), nullable=True),
     Index("ix_servers_project_deleted_seq", "project_id", "deleted", "seq"),
 )
 
