@@ -8,6 +8,7 @@ query file (read from ``../shared/data/elastic-recheck`` beside the repository).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,7 +22,22 @@ from rackpool.ops.query import parse
 from rackpool.ops.signatures import load_signature, load_signatures
 
 T0 = 1_700_000_000.0
-RECHECK = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "elastic-recheck"
+
+
+def _recheck_dir() -> Path:
+    """The shared elastic-recheck data: $RACKPOOL_ELASTIC_RECHECK, else ``../shared`` beside
+    this checkout (or beside the main checkout, for a worktree or clone next to it)."""
+    if os.environ.get("RACKPOOL_ELASTIC_RECHECK"):
+        return Path(os.environ["RACKPOOL_ELASTIC_RECHECK"])
+    repo = Path(__file__).resolve().parents[3]
+    candidates = [repo.parent / "shared", Path("/work/shared")]
+    for shared in candidates:
+        if (shared / "data" / "elastic-recheck").is_dir():
+            return shared / "data" / "elastic-recheck"
+    return candidates[0] / "data" / "elastic-recheck"
+
+
+RECHECK = _recheck_dir()
 
 
 @pytest.mark.parametrize(
