@@ -34,6 +34,8 @@ def ids(
             out["instance_id"] = node.external_id
         if node.allocated_to:
             out["request_id"] = node.allocated_to
+        if node.global_request_id:
+            out["global_request_id"] = node.global_request_id
     if request is not None:
         out["request_id"] = request.id
     out.update(more)

@@ -47,6 +47,9 @@ class Node:
     ready_time: float | None = None
     comment: str = ""
     hold_job: str = ""
+    # the global request id sent with this node's creates (every attempt): the region's
+    # and the host agent's lines about its server carry it (docs/ops.md "Request ids")
+    global_request_id: str = ""
     version: int = 0
 
     def evolve(self, **changes: Any) -> Node:

@@ -8,6 +8,7 @@ node's SSH host keys, then ready. Progress is written to the node record
 from __future__ import annotations
 
 import logging
+import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ class LaunchTask:
     keyscan: Call | None = None
     next_scan: float = 0.0
     saved: dict[str, Any] | None = None
+    request_id: str = ""  # the global request id sent with the create
 
     def state(self) -> dict[str, Any]:
         """What the node record keeps so a restarted launcher resumes this launch."""
@@ -68,22 +70,26 @@ class NodeWork:
         return bool(self.launches or self.deletes)
 
     # -- launches --------------------------------------------------------------------
-    def spec(self, node: Node, prov: ProviderRuntime) -> LaunchSpec:
+    def spec(self, node: Node, prov: ProviderRuntime, request_id: str | None = None) -> LaunchSpec:
         meta = {
             META_POOL: self.ctx.config.pool_name,
             META_NODE: node.id,
             META_PROVIDER: prov.name,
             META_LABEL: node.label,
         }
-        return LaunchSpec(node.id, node.label, node.hostname, meta)
+        return LaunchSpec(node.id, node.label, node.hostname, meta, request_id)
 
     def _task(self, node: Node, prov: ProviderRuntime) -> LaunchTask:
         task = self.launches.get(node.id)
         if task is None:
             saved = dict(node.launch_state or {})
-            machine = prov.adapter.create_machine(self.spec(node, prov), saved.get("machine"))
+            # one global request id per node, kept across attempts and restarts, so the
+            # cloud's, the host's and our lines about the node are found by one search
+            request_id = node.global_request_id or f"req-{uuid.uuid4()}"
+            spec = self.spec(node, prov, request_id)
+            machine = prov.adapter.create_machine(spec, saved.get("machine"))
             started = float(saved.get("started", self.ctx.clock.now()))
-            task = LaunchTask(machine, started)
+            task = LaunchTask(machine, started, request_id=request_id)
             task.phase = saved.get("phase", "machine")
             if saved.get("submitted") is not None:
                 task.submitted = float(saved["submitted"])
@@ -142,7 +148,13 @@ class NodeWork:
         state = task.state()
         if state != task.saved:
             task.saved = state
-            self.ctx.save_node(node.evolve(launch_state=state, external_id=machine.external_id))
+            self.ctx.save_node(
+                node.evolve(
+                    launch_state=state,
+                    external_id=machine.external_id,
+                    global_request_id=task.request_id,
+                )
+            )
 
     def _instance_up(
         self, node: Node, prov: ProviderRuntime, task: LaunchTask, inst: Instance
@@ -157,6 +169,7 @@ class NodeWork:
             az=inst.az,
             username=info.username,
             connection_port=inst.connection_port or info.connection_port,
+            global_request_id=task.request_id,
         )
         if not prov.host_key_checking(node.label):
             self._ready(node, prov, task, ())

@@ -30,8 +30,9 @@ FAST_HOSTS = {"heartbeat_interval": 0.2, "heartbeat_timeout": 2.0, "check_interv
 
 
 class AgentProcess:
-    def __init__(self, directory: Path, config: dict[str, Any]) -> None:
+    def __init__(self, directory: Path, config: dict[str, Any], log_format: str = "text") -> None:
         self.dir = directory
+        self.log_format = log_format  # "json": lines for the ops index
         self.dir.mkdir(parents=True, exist_ok=True)
         self.config_path = directory / "agent.yaml"
         self.config_path.write_text(yaml.safe_dump(config))
@@ -40,7 +41,7 @@ class AgentProcess:
 
     def start(self) -> AgentProcess:
         self.proc = procs.spawn(
-            ["agent", "--config", str(self.config_path), "--log-format", "text",
+            ["agent", "--config", str(self.config_path), "--log-format", self.log_format,
              "--log-level", "INFO"],
             self.log_path,
         )  # fmt: skip
@@ -104,7 +105,9 @@ class FakeRack:
 
 
 @contextlib.contextmanager
-def fake_rack(tmp: Path, hosts: int = 1, name: str = "fk") -> Iterator[FakeRack]:
+def fake_rack(
+    tmp: Path, hosts: int = 1, name: str = "fk", log_format: str = "text"
+) -> Iterator[FakeRack]:
     """A region with ``hosts`` fake-driver agents (processes); all stopped afterwards."""
     # the rack's tests create up to 30 servers at once in one project
     quota = {"instances": 100, "cores": 400, "ram": 409600}
@@ -115,7 +118,7 @@ def fake_rack(tmp: Path, hosts: int = 1, name: str = "fk") -> Iterator[FakeRack]
             for n in range(1, hosts + 1):
                 host = f"{name}-h{n}"
                 cfg = fake_agent_config(region.url, host, tmp / host / "state")
-                agents[host] = AgentProcess(tmp / host, cfg).start()
+                agents[host] = AgentProcess(tmp / host, cfg, log_format).start()
             rack.wait_hosts({h: "up" for h in agents})
             yield rack
         finally:

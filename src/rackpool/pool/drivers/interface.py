@@ -47,6 +47,9 @@ class LaunchSpec:
     label: str
     hostname: str
     metadata: Mapping[str, str]
+    # ``req-<uuid>``: the global request id a driver sends with the create (OpenStack's
+    # ``X-Openstack-Request-Id``), so the cloud's logs about the server carry it too
+    request_id: str | None = None
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,8 @@ not with this module: ``rackpool pool serve`` answers its API without waiting fo
 from __future__ import annotations
 
 import contextlib
+import functools
+import logging
 import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import Executor
@@ -23,6 +25,8 @@ from rackpool.pool.drivers.machines import ServerCreate, ServerDelete
 from rackpool.pool.drivers.openstack.config import OpenStackLabel, OpenStackProvider
 from rackpool.pool.errors import LaunchError, ProviderUnavailable, QuotaError
 from rackpool.pool.model import META_NODE, Resources
+
+log = logging.getLogger("rackpool.pool.drivers.openstack")
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -39,6 +43,22 @@ def _load_sdk() -> None:
         import openstack.config  # noqa: F401
         import openstack.connection  # noqa: F401
         import openstack.exceptions  # noqa: F401
+
+
+@functools.cache
+def _server_with_request_ids() -> Any:
+    """openstacksdk's Server with the request id headers as fields: a create sends our
+    global request id (``X-Openstack-Request-Id``, honoured by Nova and rackpool regions)
+    and reads back the cloud's own id for the call (``x-compute-request-id``)."""
+    _load_sdk()
+    from openstack import resource
+    from openstack.compute.v2 import server
+
+    class ServerWithRequestIds(server.Server):  # type: ignore[misc]
+        global_request_id = resource.Header("x-openstack-request-id")
+        compute_request_id = resource.Header("x-compute-request-id")
+
+    return ServerWithRequestIds
 
 
 def translated(fn: Callable[P, R]) -> Callable[P, R]:
@@ -191,7 +211,24 @@ class OpenStackAdapter(Adapter):
             kwargs["networks"] = [{"uuid": n} for n in lab.networks]
         if lab.availability_zone:
             kwargs["availability_zone"] = lab.availability_zone
-        return self._instance(self.conn.compute.create_server(**kwargs))
+        if spec.request_id:
+            kwargs["global_request_id"] = spec.request_id
+        # as conn.compute.create_server does, with the request id headers
+        server = _server_with_request_ids().new(connection=self.conn, **kwargs)
+        server = server.create(self.conn.compute)
+        cloud_id = server.compute_request_id or server.global_request_id
+        log.info(
+            "server %s created for node %s (cloud request %s)",
+            server.id,
+            spec.node_id,
+            cloud_id,
+            extra={
+                "node_id": spec.node_id, "provider": self.provider.name, "label": spec.label,
+                "instance_id": server.id, "global_request_id": spec.request_id,
+                "cloud_request_id": cloud_id, "event": "server_created",
+            },
+        )  # fmt: skip
+        return self._instance(server)
 
     @translated
     def _get(self, server_id: str) -> Instance | None:
