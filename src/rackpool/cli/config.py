@@ -16,6 +16,7 @@ KINDS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "agent": ("rackpool.agent.config", "AgentConfig", ("controller",)),
     "pool": ("rackpool.pool.config", "PoolConfig", ("providers", "labels")),
     "ops": ("rackpool.ops.config", "OpsConfig", ("index",)),
+    "web": ("rackpool.web.config", "WebConfig", ("regions", "refresh")),
 }
 
 
