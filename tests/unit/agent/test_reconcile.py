@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rackpool.agent.reconcile import plan
+from rackpool.agent.reconcile import plan, request_ids
 from rackpool.agent.virt.base import InstanceState
 
 
@@ -36,3 +36,15 @@ def test_destroys_deleted_and_unknown_instances():
     assert p.destroy == ("a",)
     assert p.deleted == ("gone",)
     assert p.orphans == ("x",)
+
+
+def test_request_ids_of_an_entry_keep_only_plain_strings() -> None:
+    rid, gid = "req-" + "0" * 8 + "-0000-0000-0000-" + "0" * 12, "req-x"
+    assert request_ids({"id": "a", "request_id": rid, "global_request_id": gid}) == {
+        "request_id": rid,
+        "global_request_id": gid,
+    }
+    # instances from before the region kept them, and odd values, carry none
+    assert request_ids({"id": "a", "request_id": None}) == {}
+    assert request_ids({"request_id": 5, "global_request_id": "x" * 65}) == {}
+    assert request_ids({"request_id": "req-\nforged"}) == {}
