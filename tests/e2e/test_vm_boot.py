@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.support.vm_region import VmRack, vm_region
+from tests.support.vm_region import KEY_NAME, VmRack, vm_region
 
 from rackpool.core.clock import wait_for
 
@@ -86,3 +86,36 @@ def test_a_vm_boots_runs_cloud_init_survives_an_agent_restart_and_goes(rack: VmR
     assert not (rack.state_dir / "libvirt" / server.id).exists()
     assert "vnet" not in _bridge_ports(rack.bridge)
     assert not Path(f"/run/libvirt/qemu/rackpool-{server.id}.pid").exists()
+
+
+def test_a_pool_label_on_the_vm_image_hands_out_a_vm_with_scanned_host_keys(
+    rack: VmRack, tmp_path: Path
+) -> None:
+    from tests.functional.pool.conftest import openstack_provider, pool_config
+
+    from rackpool.pool.launcher import Launcher
+    from rackpool.pool.store import SqliteStore
+
+    label = {"name": "default", "cloud-image": "debian-12-cloud", "flavor-name": "m1.medium",
+             "key-name": KEY_NAME, "username": "root"}  # fmt: skip
+    provider = openstack_provider(
+        rack.region.name, rack.region.clouds_yaml, rack.region.name,
+        **{"host-key-checking": True, "boot-timeout": 900, "launch-timeout": 900,
+           "pools": [{"name": "main", "labels": [label]}]},
+    )  # fmt: skip
+    la = Launcher(pool_config([provider]), SqliteStore(tmp_path / "pool"))
+    la.start()
+    try:
+        req = la.submit(["default"], requestor="ci")
+        done = wait_for(lambda: (r := la.store.get_request(req.id)).done and r, 1200, "a VM node")
+        assert done.state == "fulfilled"
+        node = la.store.get_node(done.nodes[0])
+        assert node.host_keys, "node handed out without scanned host keys"
+        server = rack.conn.compute.get_server(node.external_id)
+        out = rack.login(server, list(node.host_keys), "hostname")
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.strip() == node.hostname
+        la.release(node.id)
+        wait_for(lambda: not list(rack.conn.compute.servers()), 180, "server deleted")
+    finally:
+        la.stop()
