@@ -20,6 +20,15 @@ BAD_FILES = {
     "a-list": b"- 1\n- 2\n",
     "deep": b"[" * 5000 + b"]" * 5000,
     "wrong-types": b"region: 12\nagent_token: 7\nlisten: nope\nindex: 3\nproviders: 5\n",
+    # "billion laughs": 14 lines whose aliases nest into 9**14 strings
+    "alias-bomb": (
+        b'a: &a ["l","l","l","l","l","l","l","l","l"]\n'
+        + b"".join(
+            f"{n}: &{n} [{','.join(['*' + p] * 9)}]\n".encode()
+            for p, n in zip("abcdefghijklm", "bcdefghijklmn", strict=True)
+        )
+        + b"region: *n\n"
+    ),
 }
 FILE_COMMANDS = {
     "cloud-serve": ["cloud", "serve", "--config", "{f}"],

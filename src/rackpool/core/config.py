@@ -39,6 +39,27 @@ def validation_problems(exc: ValidationError) -> list[str]:
     return problems
 
 
+MAX_ALIASES = 100
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """SafeLoader that refuses more than MAX_ALIASES ``*alias`` uses: a "billion laughs"
+    file is a few lines whose aliases nest into a graph too large to validate or print."""
+
+    aliases = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            self.aliases += 1
+            if self.aliases > MAX_ALIASES:
+                event = self.peek_event()
+                raise yaml.YAMLError(
+                    f"more than {MAX_ALIASES} aliases (*name) at line {event.start_mark.line + 1}; "
+                    "write the values out"
+                )
+        return super().compose_node(parent, index)
+
+
 def read_yaml(path: str | Path) -> Any:
     p = Path(path)
     try:
@@ -61,7 +82,7 @@ def read_yaml(path: str | Path) -> Any:
     except UnicodeDecodeError:
         raise ConfigError(f"{p}: not a text file (YAML is UTF-8 text)") from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_BoundedLoader)  # noqa: S506 (a SafeLoader)
     except RecursionError:
         raise ConfigError(f"{p}: invalid YAML: nested too deeply") from None
     except yaml.YAMLError as exc:
