@@ -212,3 +212,45 @@ def test_factory_builds_the_libvirt_driver(tmp_path: Path) -> None:
         assert d.list() == []
     finally:
         d.close()
+
+
+class _VanishingDomain:
+    """A real domain that "another thread" destroys just before its state is read."""
+
+    def __init__(self, dom: Any) -> None:
+        self._dom = dom
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._dom, name)
+
+    def isActive(self) -> int:  # noqa: N802 - libvirt's name
+        self._dom.destroy()
+        self._dom.undefine()
+        return int(self._dom.isActive())  # raises: no such domain
+
+
+class _RacingConn:
+    """The real connection; the victim's domain vanishes while the driver looks at it."""
+
+    def __init__(self, conn: Any, victim: str) -> None:
+        self._conn, self._victim = conn, victim
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._conn, name)
+
+    def listAllDomains(self, flags: int) -> list[Any]:  # noqa: N802 - libvirt's name
+        doms = self._conn.listAllDomains(flags)
+        return [_VanishingDomain(d) if d.name() == self._victim else d for d in doms]
+
+
+def test_a_domain_destroyed_while_listing_is_just_gone(
+    driver: LibvirtDriver, conn: Any, base_image: LocalImage
+) -> None:
+    # the agent died of an uncaught "Domain not found" when a delete raced its tick
+    s = spec()
+    do_spawn(driver, s, base_image)
+    racing = LibvirtDriver(
+        TEST_CONFIG, driver.state_dir, "h1", BRIDGE, conn=_RacingConn(conn, f"rackpool-{s.id}")
+    )
+    assert racing.list() == []
+    driver.destroy(s.id)

@@ -221,7 +221,12 @@ class LibvirtDriver:
 
     def _running(self, instance_id: str) -> bool:
         dom = self._lookup(instance_id)
-        return bool(dom is not None and dom.isActive())
+        try:
+            return bool(dom is not None and dom.isActive())
+        except libvirt.libvirtError as exc:
+            if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+                return False
+            raise DriverError(f"libvirt state of {instance_id}: {exc}") from exc
 
     def destroy(self, instance_id: str) -> None:
         """Stop and undefine the domain and remove its files; idempotent."""
@@ -246,10 +251,16 @@ class LibvirtDriver:
             raise DriverError(f"libvirt list: {exc}") from exc
         out = []
         for dom in domains:
-            iid = self._owned_instance_id(dom)
+            try:
+                iid = self._owned_instance_id(dom)
+                running = iid is not None and bool(dom.isActive())
+            except libvirt.libvirtError as exc:
+                # destroyed by another thread since listAllDomains: it is simply gone
+                if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+                    continue
+                raise DriverError(f"libvirt list: {exc}") from exc
             if iid is None:
                 continue
-            running = bool(dom.isActive())
             out.append(
                 InstanceState(
                     iid,
