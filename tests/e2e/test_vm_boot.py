@@ -44,7 +44,13 @@ def _bridge_ports(bridge: str) -> str:
                           capture_output=True, text=True, check=False).stdout  # fmt: skip
 
 
+# a cold image build (~2 min) runs in the first test's setup; a TCG boot ~1-2 min
+@pytest.mark.timeout(1800)
 def test_a_vm_boots_runs_cloud_init_survives_an_agent_restart_and_goes(rack: VmRack) -> None:
+    image = rack.conn.image.get_image(rack.image_id)
+    assert (image.disk_format, image.container_format) == ("qcow2", "bare")
+    assert (image.os_distro, image.hw_disk_bus) == ("debian", "virtio")
+    assert "cloud-init=" in image.properties["rackpool_packages"]  # what went in
     server, keys = rack.boot("vm-one", USER_DATA)
     assert keys, "cloud-init printed no host keys on the serial console"
     address = rack.address(server)
@@ -88,6 +94,7 @@ def test_a_vm_boots_runs_cloud_init_survives_an_agent_restart_and_goes(rack: VmR
     assert not Path(f"/run/libvirt/qemu/rackpool-{server.id}.pid").exists()
 
 
+@pytest.mark.timeout(1800)
 def test_a_pool_label_on_the_vm_image_hands_out_a_vm_with_scanned_host_keys(
     rack: VmRack, tmp_path: Path
 ) -> None:

@@ -32,6 +32,7 @@ from rackpool.agent.hostnet import remove_host_network
 from rackpool.agent.virt.libvirt.adapter import parse_host_keys
 from rackpool.core.clock import wait_for
 from rackpool.deploy.images import DEFAULT_CACHE, BuiltImage, build_image, debian_cloud
+from rackpool.deploy.images.upload import upload
 from tests.functional.agent.agents import AgentProcess
 from tests.functional.agent.helpers import known_hosts, make_keypair, ssh
 from tests.support.libvirtd import running_libvirtd
@@ -92,6 +93,9 @@ class VmRack:
     def qemu_pid(self, server_id: str) -> int:
         return int(Path(f"/run/libvirt/qemu/rackpool-{server_id}.pid").read_text())
 
+    def qemu_alive(self, server_id: str) -> bool:
+        return Path(f"/run/libvirt/qemu/rackpool-{server_id}.pid").exists()
+
 
 def _agent_config(url: str, host: str, state: Path, bridge: str, switch: str) -> dict[str, Any]:
     return {
@@ -114,7 +118,8 @@ def vm_region(tmp: Path, cidr: str, name: str = "vm1") -> Iterator[VmRack]:
     host, bridge, switch = f"{name}-h1", f"rpv{tag}b", f"rpv{tag}s"
     with running_libvirtd(), running_region(
         tmp, name, fake_hosts=[], network={"cidr": cidr},
-        hosts={"heartbeat_interval": 1.0, "heartbeat_timeout": 30, "check_interval": 0.5},
+        # generous: a loaded 2-core machine running TCG guests can delay a heartbeat
+        hosts={"heartbeat_interval": 1.0, "heartbeat_timeout": 120, "check_interval": 0.5},
     ) as region:  # fmt: skip
         agent = AgentProcess(tmp / host, _agent_config(region.url, host, tmp / host / "state",
                                                        bridge, switch))  # fmt: skip
@@ -123,13 +128,10 @@ def vm_region(tmp: Path, cidr: str, name: str = "vm1") -> Iterator[VmRack]:
             agent.start()
             key, public = make_keypair(tmp)
             conn.compute.create_keypair(name=KEY_NAME, public_key=public)
-            image = conn.image.create_image(
-                name="debian-12-cloud", filename=str(built.path("qcow2")),
-                disk_format="qcow2", container_format="bare", wait=True,
-            )  # fmt: skip
+            image_id = upload(built, "qcow2", conn)  # what rackpool image build --upload does
             up = lambda: any(h["state"] == "up" for h in region.region.hosts.list_hosts())  # noqa: E731
             wait_for(up, 180, "libvirt agent registered")
-            yield VmRack(region, conn, key, built, image.id, agent, host, bridge, tmp)
+            yield VmRack(region, conn, key, built, image_id, agent, host, bridge, tmp)
         finally:
             _teardown(conn, agent, host, bridge, switch)
 
@@ -139,6 +141,8 @@ def _teardown(conn: Any, agent: AgentProcess, host: str, bridge: str, switch: st
         for s in list(conn.compute.servers()):
             conn.compute.delete_server(s)
         wait_for(lambda: not list(conn.compute.servers()), 120, "servers deleted")
+        instances = agent.dir / "state" / "libvirt"
+        wait_for(lambda: not [p for p in instances.glob("*") if p.is_dir()], 120, "domains gone")
     except Exception as exc:  # noqa: BLE001 - cleanup must go on
         log.warning("vm region cleanup: %s", exc)
     agent.stop()

@@ -21,9 +21,10 @@ def _build(args: argparse.Namespace) -> int:
     )
     print(built.path(args.format))
     if args.upload:
-        from rackpool.deploy.images.upload import upload
+        from rackpool.deploy.images.upload import connect, upload
 
-        image_id = upload(built, args.format, args.os_cloud, visibility=args.visibility)
+        conn = connect(args.os_cloud)
+        image_id = upload(built, args.format, conn, visibility=args.visibility)
         print(f"uploaded {args.name} as {image_id}", file=sys.stderr)
     return 0
 

@@ -26,8 +26,8 @@ def test_cloud_init_reads_only_the_config_drive() -> None:
 
 def _fake_build(tmp_path: Path) -> BuiltImage:
     recipe = debian_cloud("deb")
-    d = tmp_path / recipe.digest()
-    d.mkdir()
+    d = tmp_path / recipe.digest() / "qcow2"
+    d.mkdir(parents=True)
     (d / "disk.qcow2").write_bytes(b"QFI\xfb")
     meta = {"packages": {"cloud-init": "22.4.2-1", "openssh-server": "1:9.2p1-2"},
             "seconds": {"total": 90.0}, "kernel_version": "6.1.0-50-cloud-amd64"}  # fmt: skip

@@ -8,10 +8,11 @@ machines allow). The disk is one ext4 filesystem without a partition table; the 
 boots by direct kernel boot, the kernel and initrd being copied next to the qcow2 (and
 found in the filesystem's ``/boot`` by the libvirt driver, docs/images.md).
 
-The cache directory holds ``disk.qcow2`` and/or ``rootfs.tar.gz``, ``vmlinuz``,
-``initrd.img`` and ``image.json`` (recipe, hash, package list with versions, step
-times). A build runs in a temporary directory and is renamed into place, under a lock,
-so concurrent builds of one recipe build once and a killed build leaves no half image.
+Each format has its own cache directory ``<cache>/<recipe hash>/<format>/`` holding
+``disk.qcow2`` or ``rootfs.tar.gz``, ``vmlinuz``, ``initrd.img`` and ``image.json``
+(recipe, hash, package list with versions, step times), all from one build. A build runs
+in a temporary directory renamed into place, under a lock, so concurrent builds of one
+recipe build once and a killed build leaves no half image.
 """
 
 from __future__ import annotations
@@ -90,15 +91,15 @@ def build_image(
     """The image for ``recipe`` in ``fmt``, built unless the cache already holds it."""
     say = progress or (lambda msg: log.info(msg))
     digest = recipe.digest()
-    final = cache / digest
-    cache.mkdir(parents=True, exist_ok=True)
-    with _locked(cache / f"{digest}.lock"):
+    final = cache / digest / fmt
+    final.parent.mkdir(parents=True, exist_ok=True)
+    with _locked(final.parent / f"{fmt}.lock"):
         if (final / FILES[fmt]).exists() and (final / "image.json").exists():
             meta = json.loads((final / "image.json").read_text())
             say(f"cached: {final / FILES[fmt]}")
             return BuiltImage(final, recipe, digest, meta["packages"], True, meta["seconds"])
         _check_tools(fmt)
-        work = cache / f"{digest}.tmp-{os.getpid()}"
+        work = final.parent / f"{fmt}.tmp-{os.getpid()}"
         shutil.rmtree(work, ignore_errors=True)
         work.mkdir(mode=0o755)
         try:
@@ -206,14 +207,13 @@ def _configure(recipe: Recipe, rootfs: Path, work: Path) -> str:
 
 
 def _install(work: Path, final: Path, meta: dict[str, Any]) -> None:
-    """Move the built files into the cache directory, image.json last."""
-    final.mkdir(mode=0o755, exist_ok=True)
+    """Record ``image.json`` and rename the finished build into place."""
+    (work / "image.json").write_text(json.dumps(meta, indent=1) + "\n")
     for f in work.iterdir():
-        f.replace(final / f.name)
-    (final / "image.json.tmp").write_text(json.dumps(meta, indent=1) + "\n")
-    (final / "image.json.tmp").replace(final / "image.json")
-    for f in final.iterdir():
         f.chmod(0o644)
+    work.chmod(0o755)
+    shutil.rmtree(final, ignore_errors=True)  # a half-written one from before image.json
+    work.rename(final)
 
 
 def _check_tools(fmt: Format) -> None:

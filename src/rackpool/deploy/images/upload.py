@@ -27,11 +27,15 @@ def qcow2_properties() -> dict[str, str]:
     return {"hw_disk_bus": "virtio", "hw_vif_model": "virtio", "hw_rng_model": "virtio"}
 
 
-def upload(built: BuiltImage, fmt: Format, cloud: str | None, visibility: str = "private") -> str:
-    """Create the image in Glance and upload its file; returns the image id."""
+def connect(cloud: str | None) -> Any:
+    """An openstacksdk connection to the clouds.yaml entry ``cloud``."""
     import openstack
 
-    conn: Any = openstack.connect(cloud=cloud)
+    return openstack.connect(cloud=cloud)
+
+
+def upload(built: BuiltImage, fmt: Format, conn: Any, visibility: str = "private") -> str:
+    """Create the image in Glance through ``conn`` (openstacksdk) and upload its file."""
     props = properties(built)
     if fmt == "qcow2":
         props |= qcow2_properties()
