@@ -32,6 +32,7 @@ from rackpool.cli import readiness
 from rackpool.cli.down import UP_PID_FILE, running_up
 from rackpool.cli.supervise import Daemon, StopSignal, Supervisor
 from rackpool.core.errors import ConfigError
+from rackpool.core.files import write_private
 from rackpool.core.logs import setup_logging
 
 STATE_ENV = "RACKPOOL_STATE_DIR"
@@ -51,17 +52,6 @@ class RegionPlan:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
-
-
-def _write(path: Path, text: str) -> Path:
-    """Write ``path`` whole (a temp file renamed over it), private (0600) from creation."""
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
-    return path
 
 
 def _free_port() -> int:
@@ -107,7 +97,7 @@ def plan_regions(state: Path, count: int) -> list[RegionPlan]:
                 state=state / "regions" / name, **s,
             )
         )  # fmt: skip
-    _write(state / "secrets.json", json.dumps(saved, indent=2))
+    write_private(state / "secrets.json", json.dumps(saved, indent=2))
     return plans
 
 
@@ -295,7 +285,7 @@ class Up:
         other = running_up(self.state)
         if other is not None and other != os.getpid():
             raise ConfigError(f"rackpool up (pid {other}) already runs on {self.state}")
-        _write(self.state / UP_PID_FILE, json.dumps({"pid": os.getpid()}))
+        write_private(self.state / UP_PID_FILE, json.dumps({"pid": os.getpid()}))
         self.logs.mkdir(parents=True, exist_ok=True)
         setup_logging("up", json=True, path=str(self.logs / "up.jsonl"))
         for noisy in ("httpx", "httpcore", "alembic"):
@@ -307,7 +297,7 @@ class Up:
         driver = self.choose_driver()
         plans = plan_regions(self.state, self.args.regions)
         since = {p.name: self.start_region(p, driver) for p in plans}
-        clouds_yaml = _write(self.state / "clouds.yaml", yaml.safe_dump(clouds(plans)))
+        clouds_yaml = write_private(self.state / "clouds.yaml", yaml.safe_dump(clouds(plans)))
         key = None
         for p in plans:
             key = ensure_keypair(p, self.state)
@@ -326,7 +316,7 @@ class Up:
     def start_region(self, p: RegionPlan, driver: str) -> float:
         """Start region ``p``; returns the time from which its hosts' reports count."""
         cfg = region_config(p, self.args.hosts, driver)
-        path = _write(p.state / "region.yaml", yaml.safe_dump(cfg))
+        path = write_private(p.state / "region.yaml", yaml.safe_dump(cfg))
         bootstrap_region(p, cfg, pool_max_servers(self.args.hosts))
         self.stop.check()
         since = time.time()
@@ -342,7 +332,7 @@ class Up:
             for j in range(1, self.args.hosts + 1):
                 cfg = agent_config(p, j, self.state)
                 name = cfg["host"]["name"]
-                path = _write(self.state / "agents" / f"{name}.yaml", yaml.safe_dump(cfg))
+                path = write_private(self.state / "agents" / f"{name}.yaml", yaml.safe_dump(cfg))
                 log_file = str(self.logs / f"agent-{name}.jsonl")
                 self._daemon(
                     f"agent-{name}", ["agent", "--config", str(path), "--log-file", log_file]
@@ -362,7 +352,7 @@ class Up:
 
     def start_ops(self) -> Daemon:
         cfg = ops_config(self.state, _free_port())
-        path = _write(self.state / "ops.yaml", yaml.safe_dump(cfg))
+        path = write_private(self.state / "ops.yaml", yaml.safe_dump(cfg))
         state_file = self.state / "ops.json"
         state_file.unlink(missing_ok=True)
         return self._daemon("ops", ["ops", "serve", "--config", str(path)], state_file)
@@ -374,7 +364,7 @@ class Up:
 
     def start_pool(self, plans: list[RegionPlan], driver: str) -> str:
         cfg = pool_config(plans, self.state, driver == "container", self.args.hosts, _free_port())
-        path = _write(self.state / "pool.yaml", yaml.safe_dump(cfg))
+        path = write_private(self.state / "pool.yaml", yaml.safe_dump(cfg))
         state_file = self.state / "pool.json"
         state_file.unlink(missing_ok=True)
         d = self._daemon("pool", ["pool", "serve", "--config", str(path)], state_file, jsonl=True)
@@ -384,7 +374,7 @@ class Up:
 
     def start_web(self, plans: list[RegionPlan]) -> str:
         cfg = web_config(plans, self.state, _free_port())
-        path = _write(self.state / "web.yaml", yaml.safe_dump(cfg))
+        path = write_private(self.state / "web.yaml", yaml.safe_dump(cfg))
         state_file = self.state / "web.json"
         state_file.unlink(missing_ok=True)
         d = self._daemon("web", ["web", "serve", "--config", str(path)], state_file)

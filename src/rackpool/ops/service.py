@@ -10,9 +10,7 @@ on a clean exit.
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import secrets
 import signal
 import threading
@@ -21,6 +19,7 @@ from pathlib import Path
 import uvicorn
 
 from rackpool.core.clock import Clock, SystemClock, wait_for
+from rackpool.core.files import write_discovery
 from rackpool.core.logs import setup_logging
 from rackpool.ops.api import ApiDeps, build_app
 from rackpool.ops.classify import Classifier
@@ -49,14 +48,7 @@ def _retention(index: SqliteIndex, store: FailureStore, config: OpsConfig, clock
 
 
 def write_state(state_dir: str, url: str, token: str) -> Path:
-    path = Path(state_dir) / STATE_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(STATE_FILE + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        json.dump({"url": url, "push_token": token, "pid": os.getpid()}, fh)
-    os.replace(tmp, path)
-    return path
+    return write_discovery(state_dir, STATE_FILE, url=url, push_token=token)
 
 
 def run(config: OpsConfig, *, stop: threading.Event | None = None) -> int:

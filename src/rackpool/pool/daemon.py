@@ -8,9 +8,7 @@ Discovery: when the config has ``state-dir``, the daemon writes ``STATE_DIR/pool
 from __future__ import annotations
 
 import faulthandler
-import json
 import logging
-import os
 import signal
 import socket
 import sys
@@ -18,6 +16,7 @@ from pathlib import Path
 
 import uvicorn
 
+from rackpool.core import files
 from rackpool.pool.api import api_workers, create_app
 from rackpool.pool.config import PoolConfig, load
 from rackpool.pool.launcher import Launcher
@@ -38,14 +37,7 @@ def _setup_logging(level: str) -> None:
 
 
 def write_discovery(state_dir: str, url: str, token: str) -> Path:
-    path = Path(state_dir) / DISCOVERY_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        json.dump({"url": url, "token": token, "pid": os.getpid()}, f)
-    tmp.replace(path)
-    return path
+    return files.write_discovery(state_dir, DISCOVERY_FILE, url=url, token=token)
 
 
 def bind(config: PoolConfig) -> socket.socket:

@@ -6,9 +6,7 @@ no token) — how ``rackpool up`` finds it — and removes it on a clean exit.
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import signal
 import threading
 from pathlib import Path
@@ -16,6 +14,7 @@ from pathlib import Path
 import uvicorn
 
 from rackpool.core.clock import wait_for
+from rackpool.core.files import write_discovery
 from rackpool.core.logs import setup_logging
 from rackpool.web.app import build_app
 from rackpool.web.config import WebConfig
@@ -25,14 +24,7 @@ STATE_FILE = "web.json"
 
 
 def write_state(state_dir: str, url: str) -> Path:
-    path = Path(state_dir) / STATE_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(STATE_FILE + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        json.dump({"url": url, "pid": os.getpid()}, fh)
-    os.replace(tmp, path)
-    return path
+    return write_discovery(state_dir, STATE_FILE, url=url)
 
 
 def run(config: WebConfig, *, stop: threading.Event | None = None) -> int:
