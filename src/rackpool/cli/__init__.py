@@ -30,6 +30,7 @@ COMMAND_MODULES = (
     "rackpool.cli.down",
     "rackpool.cli.web",
     "rackpool.cli.image",
+    "rackpool.cli.deploy",
 )
 # The top-level commands each module registers, so running one imports only its module.
 # A command missing here still works: it is found by loading every module.
@@ -47,6 +48,7 @@ COMMANDS = {
     "down": "rackpool.cli.down",
     "web": "rackpool.cli.web",
     "image": "rackpool.cli.image",
+    "deploy": "rackpool.cli.deploy",
 }
 
 

@@ -16,6 +16,8 @@ KINDS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "agent": ("rackpool.agent.config", "AgentConfig", ("controller",)),
     "pool": ("rackpool.pool.config", "PoolConfig", ("providers", "labels")),
     "ops": ("rackpool.ops.config", "OpsConfig", ("index",)),
+    # before web: an inventory has regions: too, and always a version:
+    "inventory": ("rackpool.deploy.inventory", "Inventory", ("version",)),
     "web": ("rackpool.web.config", "WebConfig", ("regions", "refresh")),
 }
 

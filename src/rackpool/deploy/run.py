@@ -1,0 +1,140 @@
+"""``rackpool deploy``: inventory → typed configs → Ansible's files → ``ansible-playbook``.
+
+Everything that can be wrong with the inventory fails here, before any host is
+touched: the inventory model, then each daemon's own config model, then the wheel.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rackpool.core.config import parse_model, read_yaml
+from rackpool.core.errors import ConfigError, RackpoolError
+from rackpool.deploy import ansible_run, render, wheelhouse
+from rackpool.deploy.inventory import Inventory
+from rackpool.deploy.secrets import Secrets, all_secrets, node_key
+
+STATE_ENV = "RACKPOOL_DEPLOY_STATE"
+
+
+class DeployFailed(RackpoolError):
+    """The playbook failed on some host (exit 1)."""
+
+    code = 500
+
+
+@dataclass
+class DeployOptions:
+    inventory: str
+    state_dir: str | None = None
+    check: bool = False
+    upgrade: bool = False
+    version: str | None = None
+    batch: int = 1
+    drain: bool = False
+    rollback: bool = False
+    json: bool = False
+    verbose: int = 0
+    limit: str | None = None
+
+
+def state_dir(opts: DeployOptions) -> Path:
+    """``--state-dir``, ``$RACKPOOL_DEPLOY_STATE`` or ``<inventory>.state`` beside it."""
+    chosen = opts.state_dir or os.environ.get(STATE_ENV)
+    if chosen:
+        return Path(chosen).expanduser().resolve()
+    inv = Path(opts.inventory).resolve()
+    return inv.with_name(inv.stem + ".state")
+
+
+def load(opts: DeployOptions) -> Inventory:
+    data = read_yaml(opts.inventory)
+    if isinstance(data, dict):
+        data = {k: v for k, v in data.items() if k != "kind"}
+        if opts.version:
+            data = {**data, "version": opts.version}
+    return parse_model(data, Inventory, opts.inventory)
+
+
+def check_options(opts: DeployOptions) -> None:
+    if opts.batch < 1:
+        raise ConfigError("--batch must be at least 1")
+    if opts.rollback and opts.upgrade:
+        raise ConfigError("--rollback and --upgrade exclude each other")
+    if (opts.drain or opts.batch != 1) and not opts.upgrade:
+        raise ConfigError("--drain and --batch apply to --upgrade only")
+    if opts.version and opts.rollback:
+        raise ConfigError("--rollback returns to each host's previous version; drop --version")
+
+
+@dataclass
+class Prepared:
+    inventory: Inventory
+    state: Path
+    plans: dict[str, render.HostPlan]
+    ansible_dir: Path
+
+
+def prepare(opts: DeployOptions, build_wheels: bool = True) -> Prepared:
+    """Validate and render everything, write Ansible's files; touches no host."""
+    check_options(opts)
+    inv = load(opts)
+    state = state_dir(opts)
+    state.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(state, 0o700)
+    store = Secrets(state / "secrets.yaml")
+    all_secrets(inv, store)
+    _, public = node_key(state)
+    plans = render.plan_hosts(inv, store, public)
+    store.save()
+    extra: dict[str, Any] = {
+        "rackpool_version": inv.version,
+        "rackpool_python": inv.python,
+        "rackpool_apt_update": inv.apt_update,
+        "rackpool_batch": opts.batch,
+        "rackpool_drain": opts.drain,
+        "rackpool_check": opts.check,
+    }
+    if build_wheels and not opts.rollback:
+        w = wheelhouse.prepare(inv.wheel, inv.version, state / "wheels")
+        extra |= {
+            "rackpool_wheel": str(w.wheel),
+            "rackpool_wheelhouse_tar": str(w.wheelhouse_tar),
+            "rackpool_wheelhouse_hash": w.wheelhouse_hash,
+        }
+    ansible_dir = ansible_run.write_files(inv, plans, extra, state)
+    return Prepared(inv, state, plans, ansible_dir)
+
+
+def playbook(opts: DeployOptions) -> str:
+    return "rollback.yml" if opts.rollback else "upgrade.yml" if opts.upgrade else "site.yml"
+
+
+def deploy(opts: DeployOptions) -> int:
+    p = prepare(opts)
+    book = playbook(opts)
+    print(
+        f"rackpool deploy: {book} on {len(p.plans)} host(s), version {p.inventory.version}; "
+        f"state in {p.state}",
+        flush=True,
+    )
+    result = ansible_run.run(
+        p.ansible_dir, book, check=opts.check, limit=opts.limit, verbose=opts.verbose
+    )
+    print(result.summary(), flush=True)
+    if opts.json:
+        print(result.as_json(book), flush=True)
+    if result.rc != 0:
+        where = (
+            "; ".join(f"{h}: {m}" for h, m in result.fatal) or f"ansible-playbook exit {result.rc}"
+        )
+        if result.total("unreachable"):
+            bad = [h for h, r in result.hosts.items() if r.get("unreachable")]
+            where = f"unreachable: {', '.join(bad)}; " + where
+        print(f"rackpool deploy: failed: {where}", file=sys.stderr, flush=True)
+        return 1
+    return 0
