@@ -93,7 +93,9 @@ def test_every_page_in_chromium(dash: Dashboard, tmp_path: Path) -> None:
             page.get_by_role("link", name="Known bugs", exact=True).click()
             page.wait_for_url("**/bugs")
             graph = page.locator("#bug-rackpool-quota-exceeded ~ figure svg").first
-            assert "1 in 240 hours" in (graph.get_attribute("aria-label") or "")
+            assert "by outcome, last 10 days: launch_failed 1" in (
+                graph.get_attribute("aria-label") or ""
+            )
             assert page.locator("#uncategorized").count() == 1
             visit(page, "bugs")
 

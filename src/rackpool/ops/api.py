@@ -2,6 +2,7 @@
 
     GET  /api/search?q=&since=&until=&fields=a,b&page=1&size=50&order=desc
     GET  /api/docs/{id}                 GET /api/docs/{id}/context?before=10&after=10
+    GET  /api/histogram?q=&since=&until=&interval=3600&by=build_status,event
     GET  /api/bugs                      GET /api/failures?uncategorized=true&since=
     GET  /api/uncategorized             GET /api/health
     POST /api/push   (Authorization: Bearer <token>)
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +41,8 @@ from rackpool.ops.query import MatchAll, parse
 from rackpool.ops.timeparse import parse_time
 
 MAX_PAGE = 1000
+MAX_BUCKETS = 5000  # in one histogram
+_FIELD = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,63}")
 MAX_PUSH = 100_000
 log = logging.getLogger("rackpool.ops.api")
 
@@ -88,6 +92,27 @@ def build_app(deps: ApiDeps) -> Starlette:
         )
         hits = [_project(h.to_json(), fields) for h in result.hits]
         return JSONResponse({"total": result.total, "page": page, "size": size, "hits": hits})
+
+    def histogram(request: Request) -> JSONResponse:
+        """Matches per time bucket, split by the first of the ``by`` fields a line has
+        (e.g. ``build_status,event``: a build's outcome, or the pool line's event)."""
+        qp = request.query_params
+        now = deps.clock.now()
+        q = qp.get("q", "").strip()
+        query = parse(q) if q else MatchAll()
+        interval = _int(request, "interval", 3600, 60, 86400)
+        by = [f for f in qp.get("by", "").split(",") if f]
+        if len(by) > 4 or not all(_FIELD.fullmatch(f) for f in by):
+            raise BadRequest("by: up to 4 field names (letters, digits, _ . -), comma-separated")
+        since = parse_time(qp.get("since"), now, "since")
+        until = parse_time(qp.get("until"), now, "until")
+        if since is None:
+            raise BadRequest("since: required (e.g. 10d)")
+        if ((until or now) - since) / interval > MAX_BUCKETS:
+            raise BadRequest(f"interval: at most {MAX_BUCKETS} buckets; widen it or shorten since")
+        counts = deps.index.histogram(query, since=since, until=until, interval=interval, by=by)
+        rows = sorted([start, value, n] for (start, value), n in counts.items())
+        return JSONResponse({"interval": interval, "by": by, "buckets": rows})
 
     def doc(request: Request) -> JSONResponse:
         hit = deps.index.get(request.path_params["doc_id"])
@@ -154,6 +179,7 @@ def build_app(deps: ApiDeps) -> Starlette:
     return Starlette(
         routes=[
             Route("/api/search", search),
+            Route("/api/histogram", histogram),
             Route("/api/docs/{doc_id}", doc),
             Route("/api/docs/{doc_id}/context", context),
             Route("/api/bugs", bugs),

@@ -1,6 +1,7 @@
 """The dashboard's ASGI app: read-only GET pages rendered on the server.
 
-    /                    overview: providers, nodes by state, requests, regions
+    /?range=6h           overview: providers, nodes by state, plots, requests, regions
+    /capacity?period=24h node-hours each provider served; what each rack added
     /nodes /requests /labels      nodepool's columns; filters by query parameters
     /search?q=&since=&until=&size=&page=&fields=    log search
     /context/{doc_id}?n=10        the lines around one line
@@ -12,8 +13,10 @@ A source that fails is shown as a message on the page (503), never a traceback.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from starlette.applications import Starlette
@@ -24,9 +27,10 @@ from starlette.routing import Route
 
 from rackpool.core.errors import RackpoolError
 from rackpool.web.config import WebConfig
+from rackpool.web.history import parse_metrics
 from rackpool.web.html import Html, error_box, page
-from rackpool.web.pages import bugs, overview, search, tables
-from rackpool.web.sources import Sources
+from rackpool.web.pages import bugs, capacity, overview, search, tables
+from rackpool.web.sources import SourceError, Sources
 
 log = logging.getLogger("rackpool.web.app")
 SECURITY_HEADERS = {
@@ -93,13 +97,37 @@ def build_app(config: WebConfig, sources: Sources | None = None) -> Starlette:
             False,
         )
 
+    async def sample_forever(interval: float) -> None:
+        """The history: the pool's /metrics every ``interval`` seconds (history.py)."""
+        while True:
+            started = time.monotonic()
+            try:
+                text = await src.pool_get("/metrics")
+                await asyncio.to_thread(src.history.record, parse_metrics(text), time.time())
+            except SourceError as exc:
+                log.debug("no history sample: %s", exc.message)
+            except Exception:
+                log.exception("recording a history sample failed")
+            await asyncio.sleep(max(0.5, interval - (time.monotonic() - started)))
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        yield
-        await src.close()
+        interval = config.history.interval
+        sampler = asyncio.create_task(sample_forever(interval)) if interval > 0 else None
+        try:
+            yield
+        finally:
+            if sampler is not None:
+                sampler.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sampler
+            await src.close()
 
     routes = [
-        Route("/", view("Overview", "/", lambda r: overview.render(src))),
+        Route("/", view("Overview", "/", lambda r: overview.render(src, params(r)))),
+        Route(
+            "/capacity", view("Capacity", "/capacity", lambda r: capacity.render(src, params(r)))
+        ),
         Route("/nodes", view("Nodes", "/nodes", lambda r: tables.nodes(src, params(r)))),
         Route(
             "/requests", view("Requests", "/requests", lambda r: tables.requests(src, params(r)))

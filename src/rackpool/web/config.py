@@ -28,9 +28,35 @@ class OpsSource(_Model):
     url: str = Field(description="the ops API, e.g. http://127.0.0.1:8090")
 
 
+class RegionReader(_Model):
+    """An account allowed to read the region's host list (Nova's ``os-hypervisors`` and
+    ``os-services`` need the cloud admin role). The dashboard only ever GETs with it and
+    never shows it; leave it out and the hosts are not shown."""
+
+    username: str
+    password: SecretStr
+    project: str = "admin"
+    quota_project: str | None = Field(
+        "ci", description="the project whose quota and usage the overview shows (the pool's)"
+    )
+
+
 class RegionSource(_Model):
     name: str = Field(min_length=1, max_length=64)
     url: str = Field(description="the region controller's base URL")
+    reader: RegionReader | None = None
+
+
+class HistoryConfig(_Model):
+    """The dashboard's own history of the pool (``web/history.py``)."""
+
+    interval: float = Field(15.0, ge=0, le=3600, description="seconds between samples; 0: off")
+    raw_hours: float = Field(6.0, gt=0, le=240, description="keep every sample this long")
+    coarse: float = Field(300.0, ge=1, le=86400, description="then one sample per this long")
+    keep_days: float = Field(10.0, gt=0, le=90)
+    path: str | None = Field(
+        None, description="SQLite file; default <state_dir>/web-history.sqlite, else memory"
+    )
 
 
 class LogConfig(_Model):
@@ -49,4 +75,5 @@ class WebConfig(_Model):
     )
     refresh: int = Field(30, ge=0, le=3600, description="seconds between page reloads, 0: off")
     timeout: float = Field(10.0, gt=0, le=120, description="per call to a source API")
+    history: HistoryConfig = HistoryConfig()
     log: LogConfig = LogConfig()

@@ -78,6 +78,7 @@ def when(ts: float | None) -> str:
 
 NAV = (
     ("/", "Overview"),
+    ("/capacity", "Capacity"),
     ("/nodes", "Nodes"),
     ("/requests", "Requests"),
     ("/labels", "Labels"),

@@ -20,6 +20,8 @@ import httpx
 
 from rackpool.core.errors import TemporaryError
 from rackpool.web.config import WebConfig
+from rackpool.web.history import History
+from rackpool.web.regions import RegionReaders
 
 
 class SourceError(TemporaryError):
@@ -63,12 +65,20 @@ class Sources:
     """One async HTTP client for every source; URLs are re-read from the discovery
     files on each call, so a restarted daemon on a new port is found again."""
 
-    def __init__(self, config: WebConfig, transport: httpx.AsyncBaseTransport | None = None):
+    def __init__(
+        self,
+        config: WebConfig,
+        transport: httpx.AsyncBaseTransport | None = None,
+        history: History | None = None,
+    ):
         self.config = config
         self.client = httpx.AsyncClient(timeout=config.timeout, transport=transport)
+        self.history = history if history is not None else _history(config)
+        self.regions = RegionReaders(self.client)
 
     async def close(self) -> None:
         await self.client.aclose()
+        self.history.close()
 
     def pool(self) -> Endpoint:
         c = self.config.pool
@@ -115,3 +125,17 @@ class Sources:
         except httpx.HTTPError:
             return False
         return resp.status_code < 500
+
+
+def _history(config: WebConfig) -> History:
+    c = config.history
+    path = c.path or (
+        str(Path(config.state_dir) / "web-history.sqlite") if config.state_dir else None
+    )
+    return History(
+        path,
+        interval=c.interval or 15.0,
+        raw_hours=c.raw_hours,
+        coarse=c.coarse,
+        keep_days=c.keep_days,
+    )

@@ -126,3 +126,171 @@ def _svg(width: float, height: float, label: str, parts: list[str]) -> Html:
         f'width="{width:.0f}" height="{height:.0f}" role="img" aria-label="{h(label)}">'
         f"<title>{h(label)}</title>{join(Html(p) for p in parts)}</svg>"
     )
+
+
+def _stamp(ts: float, span: float) -> str:
+    fmt = "%H:%M" if span <= 86400 else "%m-%d %H:%M"
+    return time.strftime(fmt, time.gmtime(ts))
+
+
+def _axes(parts: list[str], left: int, top: int, w: int, ph: int, peak: float, unit: str) -> None:
+    parts += [
+        f'<text x="{left - 4}" y="{top + 10}" text-anchor="end" font-size="11">'
+        f"{_num(peak)}{h(unit)}</text>",
+        f'<text x="{left - 4}" y="{top + ph}" text-anchor="end" font-size="11">0</text>',
+        f'<line x1="{left}" y1="{top + ph}" x2="{left + w}" y2="{top + ph}" stroke="#000"/>',
+        f'<line x1="{left}" y1="{top}" x2="{left}" y2="{top + ph}" stroke="#000"/>',
+    ]
+
+
+def _num(v: float) -> str:
+    if v >= 100 or float(v).is_integer():
+        return f"{v:.0f}"
+    return f"{v:.2g}" if v < 1 else f"{v:.1f}"
+
+
+def _time_labels(parts: list[str], starts: Sequence[float], left: int, bw: float, y: int) -> None:
+    if not starts:
+        return
+    span = starts[-1] - starts[0] + (starts[1] - starts[0] if len(starts) > 1 else 0)
+    for i in sorted({0, len(starts) // 2, len(starts) - 1}):
+        anchor = "start" if i == 0 else "end" if i == len(starts) - 1 else "middle"
+        x = left + i * bw + (bw if anchor == "end" else 0)
+        parts.append(
+            f'<text x="{x:.1f}" y="{y}" font-size="10" text-anchor="{anchor}">'
+            f"{_stamp(starts[i] + (span / len(starts) if anchor == 'end' else 0), span)}</text>"
+        )
+
+
+def time_stacked(
+    buckets: Sequence[tuple[float, dict[str, float]]],
+    series: Sequence[str],
+    *,
+    prefix: str,
+    title: str,
+    unit: str = "",
+) -> Html:
+    """A bar per time bucket, stacked by ``series`` (a fill pattern each, named in the
+    legend and in every piece's tooltip), with the peak and UTC times written."""
+    left, top, pw, ph = 44, 22, 700, 110
+    n = max(len(buckets), 1)
+    bw = pw / n
+    peak = max([sum(v.get(s, 0.0) for s in series) for _, v in buckets] + [0.0])
+    scale = peak if peak > 0 else 1.0
+    parts = [_defs(prefix), f'<text x="0" y="14" font-weight="bold">{h(title)}</text>']
+    _axes(parts, left, top, pw, ph, peak, unit)
+    for i, (start, values) in enumerate(buckets):
+        y = float(top + ph)
+        for j, s in enumerate(series):
+            v = values.get(s, 0.0)
+            if v <= 0:
+                continue
+            bh = ph * v / scale
+            y -= bh
+            parts.append(
+                f'<rect x="{left + i * bw:.2f}" y="{y:.2f}" width="{max(bw - 0.5, 1):.2f}" '
+                f'height="{bh:.2f}" fill="{_fill(prefix, j)}" stroke="#000" stroke-width="0.4">'
+                f"<title>{time.strftime('%Y-%m-%d %H:%M', time.gmtime(start))} UTC {h(s)}: "
+                f"{_num(v)}{h(unit)}</title></rect>"
+            )
+    _time_labels(parts, [b[0] for b in buckets], left, bw, top + ph + 14)
+    height = top + ph + 24.0
+    lx = 0.0
+    for i, s in enumerate(series):
+        if lx > 600:
+            lx, height = 0.0, height + 18
+        parts.append(
+            f'<rect x="{lx:.0f}" y="{height:.0f}" width="14" height="14" fill="{_fill(prefix, i)}" '
+            f'stroke="#000"/><text x="{lx + 18:.0f}" y="{height + 12:.0f}" font-size="12">'
+            f"{h(s)}</text>"
+        )
+        lx += 30 + 7 * len(s)
+    totals = ", ".join(f"{s} {_num(sum(v.get(s, 0.0) for _, v in buckets))}" for s in series)
+    caption = f"{title}: " + (totals if series else "no data yet")
+    return _svg(left + pw + 6, height + 22, caption, parts)
+
+
+_DASHES = ("", "6,3", "2,3", "10,3,2,3")
+_MARKS = (
+    '<circle cx="{x}" cy="{y}" r="3"/>',
+    '<rect x="{x}" y="{y}" width="6" height="6" transform="translate(-3,-3)"/>',
+    '<path d="M{x},{y} m0,-4 l4,7 h-8 z"/>',
+    '<path d="M{x},{y} m-4,-4 l8,8 m0,-8 l-8,8" stroke="#000"/>',
+)
+
+
+def time_lines(
+    buckets: Sequence[tuple[float, dict[str, float | None]]],
+    series: Sequence[str],
+    *,
+    title: str,
+    unit: str = "s",
+) -> Html:
+    """A line per series (e.g. p50, p95), told apart by dash pattern and marker shape,
+    each point's value in its tooltip; buckets without data leave a gap."""
+    left, top, pw, ph = 44, 22, 700, 110
+    n = max(len(buckets), 1)
+    bw = pw / n
+    values = [v for _, vs in buckets for v in vs.values() if v is not None]
+    peak = max(values + [0.0])
+    scale = peak if peak > 0 else 1.0
+    parts = [f'<text x="0" y="14" font-weight="bold">{h(title)}</text>']
+    _axes(parts, left, top, pw, ph, peak, unit)
+    for j, s in enumerate(series):
+        runs: list[list[tuple[float, float]]] = [[]]
+        for i, (start, vs) in enumerate(buckets):
+            v = vs.get(s)
+            if v is None:
+                runs.append([])
+                continue
+            x, y = left + (i + 0.5) * bw, top + ph - ph * v / scale
+            runs[-1].append((x, y))
+            stamp = time.strftime("%Y-%m-%d %H:%M", time.gmtime(start))
+            parts.append(
+                f'<g fill="#000">{_MARKS[j % len(_MARKS)].format(x=f"{x:.1f}", y=f"{y:.1f}")}'
+                f"<title>{stamp} UTC {h(s)}: {_num(v)}{h(unit)}</title></g>"
+            )
+        for run in runs:
+            if len(run) > 1:
+                pts = " ".join(f"{x:.1f},{y:.1f}" for x, y in run)
+                dash = _DASHES[j % len(_DASHES)]
+                parts.append(
+                    f'<polyline points="{pts}" fill="none" stroke="#000" stroke-width="1.5"'
+                    + (f' stroke-dasharray="{dash}"' if dash else "")
+                    + "/>"
+                )
+    _time_labels(parts, [b[0] for b in buckets], left, bw, top + ph + 14)
+    y = top + ph + 24.0
+    for j, s in enumerate(series):
+        x = j * 120
+        dash = _DASHES[j % len(_DASHES)]
+        parts.append(
+            f'<line x1="{x}" y1="{y + 7}" x2="{x + 24}" y2="{y + 7}" stroke="#000" '
+            f'stroke-width="1.5"' + (f' stroke-dasharray="{dash}"' if dash else "") + "/>"
+            f'<g fill="#000">{_MARKS[j % len(_MARKS)].format(x=x + 12, y=y + 7)}</g>'
+            f'<text x="{x + 30}" y="{y + 12}" font-size="12">{h(s)}</text>'
+        )
+    last = {s: next((vs[s] for _, vs in reversed(buckets) if vs.get(s) is not None), None)
+            for s in series}  # fmt: skip
+    shown = ", ".join(f"{s} {_num(v)}{unit}" for s, v in last.items() if v is not None)
+    caption = f"{title}: " + (f"latest {shown}" if shown else "no data yet")
+    return _svg(left + pw + 6, y + 22, caption, parts)
+
+
+def share_bars(rows: Sequence[tuple[str, float, str]], *, prefix: str, title: str) -> Html:
+    """One horizontal bar per row (name, share 0..1, text written after the bar), each a
+    different pattern, so the split reads without colour."""
+    label_w, bar_w, row_h, top = 110, 460, 26, 24
+    parts = [_defs(prefix), f'<text x="0" y="15" font-weight="bold">{h(title)}</text>']
+    y = top
+    for i, (name, share, text) in enumerate(rows):
+        w = max(bar_w * share, 0.0)
+        parts.append(
+            f'<text x="0" y="{y + 17}">{h(name)}</text>'
+            f'<rect x="{label_w}" y="{y}" width="{w:.1f}" height="{row_h - 4}" '
+            f'fill="{_fill(prefix, i)}" stroke="#000"><title>{h(name)}: {h(text)}</title></rect>'
+            f'<text x="{label_w + w + 6:.1f}" y="{y + 17}" font-size="12">{h(text)}</text>'
+        )
+        y += row_h
+    caption = f"{title}: " + "; ".join(f"{n} {t}" for n, _, t in rows)
+    return _svg(label_w + bar_w + 200, y + 6, caption, parts)

@@ -9,7 +9,7 @@ from :mod:`rackpool.ops.query` and translates it, and must pass the same test ta
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -93,6 +93,19 @@ class LogIndex(Protocol):
     def count(
         self, query: Node, *, since: float | None = None, until: float | None = None
     ) -> int: ...
+
+    def histogram(
+        self,
+        query: Node,
+        *,
+        since: float | None = None,
+        until: float | None = None,
+        interval: float = 3600.0,
+        by: Sequence[str] = (),
+    ) -> dict[tuple[float, str], int]:
+        """Matches per (``interval``-long bucket start, value): the value is the first of
+        the ``by`` fields a document has (as text), "" if none."""
+        ...
 
     def scan(
         self, query: Node, *, since: float | None = None, until: float | None = None

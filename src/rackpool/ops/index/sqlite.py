@@ -28,7 +28,7 @@ import datetime as dt
 import itertools
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -295,6 +295,26 @@ class _Shard:
             )
         return int(self.db.execute(f"SELECT count(*) FROM {frm}{where}", args).fetchone()[0])
 
+    def histogram(
+        self,
+        docset: DocSet,
+        since: float | None,
+        until: float | None,
+        interval: float,
+        by: Sequence[str],
+    ) -> list[tuple[float, str, int]]:
+        """(bucket start, first of the ``by`` fields present or "", count) per bucket."""
+        frm, where, args = self._where(docset, since, until)
+        paths = [f'$."{f}"' for f in by]
+        extract = ["json_extract(CAST(d.doc AS TEXT), ?)"] * len(paths)
+        value = "coalesce(" + ", ".join([*extract, "''"]) + ")" if paths else "''"
+        sql = (
+            f"SELECT CAST(d.ts / ? AS INTEGER) AS b, {value} AS v, count(*) "
+            f"FROM {frm}{where} GROUP BY b, v"
+        )
+        rows = self.db.execute(sql, [interval, *paths, *args]).fetchall()
+        return [(b * interval, str(v), int(n)) for b, v, n in rows]
+
     def hit(self, row: tuple[int, float, str, int, bytes]) -> Hit:
         rowid, ts, source, seq, doc = row
         return Hit(f"{self.day}-{rowid}", ts, source, seq, analysis.shown_fields(orjson.loads(doc)))
@@ -476,6 +496,26 @@ class SqliteIndex:
                 for shard in self._in_range(since, until, False)
                 if not (docset := compiled(shard)).is_empty
             )
+
+    def histogram(
+        self,
+        query: Node,
+        *,
+        since: float | None = None,
+        until: float | None = None,
+        interval: float = 3600.0,
+        by: Sequence[str] = (),
+    ) -> dict[tuple[float, str], int]:
+        compiled = _compiler(query)
+        out: dict[tuple[float, str], int] = {}
+        with self._lock:
+            for shard in self._in_range(since, until, False):
+                docset = compiled(shard)
+                if docset.is_empty:
+                    continue
+                for start, value, n in shard.histogram(docset, since, until, interval, by):
+                    out[(start, value)] = out.get((start, value), 0) + n
+        return out
 
     def scan(
         self, query: Node, *, since: float | None = None, until: float | None = None

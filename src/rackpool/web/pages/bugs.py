@@ -1,6 +1,7 @@
 """Known bugs (elastic-recheck signatures): fails in 24 h and 10 days, an hourly graph
-over 10 days, affected providers, a link to the search; then the uncategorized
-failures and the share of failures that were classified."""
+over 10 days split by outcome (as elastic-recheck's graphs split hits by build_status),
+affected providers and projects, sample hits linking to the search; then the
+uncategorized failures and the share of failures that were classified."""
 
 from __future__ import annotations
 
@@ -11,12 +12,14 @@ from typing import Any
 
 from rackpool.web.html import Html, join, link, table, tag, when
 from rackpool.web.links import context_url, id_link, search_url
-from rackpool.web.sources import Sources
-from rackpool.web.svg import hourly_bars
+from rackpool.web.sources import SourceError, Sources
+from rackpool.web.svg import time_stacked
 
 WINDOW = "10d"
 HOURS = 240
 HOUR = 3600
+# a hit's outcome: a pushed build's status, else the pool line's event
+OUTCOME_FIELDS = "build_status,event"
 
 
 def dense_hours(sparse: list[list[float]], now: float | None = None) -> list[tuple[float, int]]:
@@ -26,34 +29,83 @@ def dense_hours(sparse: list[list[float]], now: float | None = None) -> list[tup
     return [(h, counts.get(h, 0)) for h in (last - HOUR * i for i in range(HOURS - 1, -1, -1))]
 
 
-def _bug_section(i: int, bug: dict[str, Any], failures: list[dict[str, Any]]) -> Html:
+def by_outcome(
+    rows: list[list[Any]], now: float | None = None
+) -> tuple[list[tuple[float, dict[str, float]]], list[str]]:
+    """Dense hourly buckets over 10 days from the ops histogram's sparse
+    ``[hour, outcome, hits]`` rows; outcomes in a stable order (failures first)."""
+    last = ((now or time.time()) // HOUR) * HOUR
+    hours = [last - HOUR * i for i in range(HOURS - 1, -1, -1)]
+    counts: dict[float, dict[str, float]] = {x: {} for x in hours}
+    for start, value, n in rows:
+        slot = counts.get(float(start))
+        if slot is not None:
+            name = str(value) or "other"
+            slot[name] = slot.get(name, 0) + n
+    seen = {k for c in counts.values() for k in c}
+    order = sorted(seen, key=lambda o: (o not in ("FAILURE", "launch_failed", "node_failed"), o))
+    return [(x, counts[x]) for x in hours], order
+
+
+def _where(mine: list[dict[str, Any]], *keys: str) -> str:
+    c = Counter(str(v) for f in mine for v in [next((f[k] for k in keys if f.get(k)), None)] if v)
+    return ", ".join(f"{p}: {n}" for p, n in c.most_common()) or "none"
+
+
+def _sample_search(query: str, f: dict[str, Any]) -> str:
+    if f.get("build_uuid"):
+        return search_url(f'({query}) AND build_uuid:"{f["build_uuid"]}"')
+    if f.get("node_id"):
+        return search_url(f'({query}) AND node_id:"{f["node_id"]}"')
+    return search_url(query)
+
+
+def _bug_section(
+    i: int, bug: dict[str, Any], failures: list[dict[str, Any]], hits: list[list[Any]] | None
+) -> Html:
     name = str(bug["bug"])
+    query = str(bug.get("query", ""))
     hourly = dense_hours(bug.get("hourly", []))
     mine = [f for f in failures if name in f.get("bugs", [])]
-    where = Counter(str(f.get("provider") or f.get("node_provider") or "?") for f in mine)
     facts = table(
-        ("Fails in 24 h", "Fails in 10 days", "Providers (fails)", "Query"),
+        ("Fails in 24 h", "Fails in 10 days", "Providers (fails)", "Projects (fails)", "Query"),
         [(
             bug.get("fails24h", 0),
             sum(n for _, n in hourly),
-            ", ".join(f"{p}: {n}" for p, n in where.most_common()) or "none",
-            link(search_url(str(bug.get("query", ""))), bug.get("query", ""), title="search it"),
+            _where(mine, "provider", "node_provider"),
+            _where(mine, "project", "build_name"),
+            link(search_url(query), query, title="search it"),
         )],
     )  # fmt: skip
-    graph = (
-        Html("")
-        if bug.get("suppress-graph")
-        else tag(
+    if bug.get("suppress-graph"):
+        graph = Html("")
+    elif hits is None:
+        graph = tag("p", "No graph: the log index did not answer.")
+    else:
+        buckets, outcomes = by_outcome(hits)
+        graph = tag(
             "figure",
-            hourly_bars(hourly, prefix=f"bug{i}", title=f"{name}: failures per hour, last 10 days"),
+            time_stacked(
+                buckets,
+                outcomes,
+                prefix=f"bug{i}",
+                title=f"{name}: matching lines per hour by outcome, last 10 days",
+            ),
         )
-    )
     samples = [
-        (link(context_url(f["doc_id"]), when(f.get("ts"))), f.get("kind"), f.get("message", ""))
+        (
+            link(context_url(f["doc_id"]), when(f.get("ts")), title="lines around it"),
+            f.get("kind"),
+            f.get("provider") or f.get("project") or f.get("build_name") or "",
+            f.get("message", ""),
+            link(_sample_search(query, f), "search", title="this failure's matching lines"),
+        )
         for f in mine[:5]
     ]
     sample_table = (
-        table(("Time (UTC)", "Kind", "Message"), samples, "Latest hits") if samples else Html("")
+        table(("Time (UTC)", "Kind", "Where", "Message", "Hits"), samples, "Latest hits")
+        if samples
+        else Html("")
     )
     return tag(
         "section",
@@ -67,6 +119,17 @@ def _bug_section(i: int, bug: dict[str, Any], failures: list[dict[str, Any]]) ->
             ]
         ),
     )
+
+
+async def _histogram(sources: Sources, bug: dict[str, Any]) -> list[list[Any]] | None:
+    if bug.get("suppress-graph"):
+        return []
+    params = {"q": bug.get("query", ""), "since": WINDOW, "interval": HOUR, "by": OUTCOME_FIELDS}
+    try:
+        got = await sources.ops_get("/api/histogram", params)
+    except SourceError:
+        return None
+    return list(got["buckets"])
 
 
 def _uncategorized(failures: list[dict[str, Any]]) -> Html:
@@ -114,11 +177,12 @@ async def render(sources: Sources) -> Html:
             for b in rows
         ],
     )
+    hits = await asyncio.gather(*(_histogram(sources, b) for b in rows))
     return join(
         [
             summary,
             link("#uncategorized", "Uncategorized failures"),
-            *(_bug_section(i, b, fails) for i, b in enumerate(rows)),
+            *(_bug_section(i, b, fails, hits[i]) for i, b in enumerate(rows)),
             _uncategorized(fails),
         ]
     )

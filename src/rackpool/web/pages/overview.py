@@ -1,5 +1,6 @@
-"""Overview: providers (health, usage, launch failures), nodes by state, requests,
-regions; all from the pool's and regions' HTTP APIs."""
+"""Overview: providers (health and since when, quota and usage, launch failures), nodes
+by state, plots over time (from the dashboard's history of the pool's /metrics),
+requests, regions and their hosts; all from the pool's, ops' and regions' HTTP APIs."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from rackpool.web.html import Html, join, link, table, tag, url
-from rackpool.web.sources import Sources
+from rackpool.web import plots
+from rackpool.web.html import Html, age, join, link, table, tag, url, when
+from rackpool.web.regions import RegionView
+from rackpool.web.sources import SourceError, Sources
 from rackpool.web.svg import stacked_bars
 
 NODE_STATES = ("ready", "in-use", "building", "used", "hold", "deleting", "failed", "aborted")
@@ -35,7 +38,11 @@ def _status(p: dict[str, Any]) -> str:
 
 
 def providers_section(
-    providers: list[dict[str, Any]], nodes: list[dict[str, Any]], errors: dict[str, Counter[str]]
+    providers: list[dict[str, Any]],
+    nodes: list[dict[str, Any]],
+    errors: dict[str, Counter[str]],
+    since: dict[str, str],
+    quotas: dict[str, str],
 ) -> Html:
     live = [n for n in nodes if n.get("state") not in ("deleting",)]
     total = len(live) or 1
@@ -51,17 +58,70 @@ def providers_section(
                 p.get("region"),
                 tag("span", _status(p), class_=None if p.get("in_service") else "bad"),
                 p.get("reason") or "",
+                since.get(name, ""),
                 p.get("consecutive_errors", 0),
-                "read" if p.get("quota_known") else "not read yet",
+                quotas.get(name) or ("read" if p.get("quota_known") else "not read yet"),
                 mine,
                 f"{100 * mine / total:.0f}%",
                 ", ".join(f"{k}: {v}" for k, v in sorted(kinds.items())) or "none",
                 p.get("priority"),
             )
         )
-    headers = ("Provider", "Driver", "Region", "Health", "Why", "Errors in a row", "Quota",
-               "Nodes", "Share of nodes", "Launch failures (kind: count)", "Priority")  # fmt: skip
+    headers = ("Provider", "Driver", "Region", "Health", "Why", "Since (UTC)", "Errors in a row",
+               "Quota (used / limit)", "Nodes", "Share of nodes", "Launch failures (kind: count)",
+               "Priority")  # fmt: skip
     return Html(tag("h2", "Providers") + table(headers, rows))
+
+
+HEALTH_LINES = (
+    'event:provider_out OR message:"back in service" OR message:"paused by operator" '
+    'OR message:"resumed by operator" OR event:pool_started'
+)
+
+
+def _since_text(p: dict[str, Any], hits: list[dict[str, Any]]) -> str:
+    """When the provider's current health began: the latest log line that says so."""
+    status = _status(p)
+    for hit in hits:
+        msg = str(hit.get("message", ""))
+        if hit.get("event") == "pool_started" or "back in service" in msg or "resumed by" in msg:
+            began = status == "in service"
+        elif "paused by operator" in msg:
+            began = status == "paused"
+        else:  # provider_out
+            began = status == "OUT OF SERVICE"
+        if began:
+            return f"{when(hit.get('ts'))} ({age(hit.get('ts'))} ago)"
+        break
+    return "unknown (no log line says)"
+
+
+async def health_since(sources: Sources, providers: list[dict[str, Any]]) -> dict[str, str]:
+    """Per provider, since when it is in its current health, from the pool's log lines."""
+
+    async def one(p: dict[str, Any]) -> tuple[str, str]:
+        name = str(p["name"]).replace('"', "")
+        q = f'(provider:"{name}" AND ({HEALTH_LINES})) OR event:pool_started'
+        try:
+            got = await sources.ops_get("/api/search", {"q": q, "since": "30d", "size": 5})
+        except SourceError:
+            return p["name"], "unknown (the log index did not answer)"
+        return p["name"], _since_text(p, got["hits"])
+
+    return dict(await asyncio.gather(*(one(p) for p in providers)))
+
+
+def quota_text(view: RegionView | None) -> str:
+    if view is None or not view.quota:
+        return ""
+    q = view.quota
+    parts = []
+    for key, unit in (("instances", ""), ("cores", ""), ("ram", " MB")):
+        if key in q:
+            limit = q[key]["limit"]
+            shown = "unlimited" if limit < 0 else f"{limit}{unit}"
+            parts.append(f"{key} {q[key]['in_use']}{unit} / {shown}")
+    return ", ".join(parts)
 
 
 def nodes_section(providers: list[dict[str, Any]], nodes: list[dict[str, Any]]) -> Html:
@@ -89,30 +149,66 @@ def requests_section(requests: list[dict[str, Any]]) -> Html:
     return Html(tag("h2", "Node requests") + table(("State", "Requests"), rows))
 
 
-async def _regions(sources: Sources) -> Html:
-    regions = sources.config.regions
-    if not regions:
+def regions_section(views: list[RegionView]) -> Html:
+    if not views:
         return Html("")
-    up = await asyncio.gather(*(sources.region_up(r.url) for r in regions))
     rows = [
-        (r.name, r.url, "answering" if ok else "NOT ANSWERING")
-        for r, ok in zip(regions, up, strict=True)
-    ]
-    return Html(tag("h2", "Regions") + table(("Region", "API", "Status"), rows))
+        (v.name, v.url, "answering" if v.answering else "NOT ANSWERING",
+         len(v.hosts) if v.hosts is not None else "", v.note)
+        for v in views
+    ]  # fmt: skip
+    out = [tag("h2", "Regions"), table(("Region", "API", "Status", "Hosts", "Note"), rows)]
+    for v in views:
+        if not v.hosts:
+            continue
+        host_rows = [
+            (
+                x["name"],
+                tag("span", x["state"], class_=None if x["state"] == "up" else "bad"),
+                x["status"] if x["status"] == "enabled" else tag("span", "disabled", class_="bad"),
+                x["disabled_reason"],
+                x["zone"],
+                f"{x['vcpus_used']} / {x['vcpus']}",
+                f"{x['memory_mb_used']} / {x['memory_mb']}",
+                x["running_vms"],
+                f"{_pct(x['vcpus_used'], x['vcpus'])}",
+            )
+            for x in v.hosts
+        ]
+        headers = ("Host", "State", "Status", "Disabled because", "AZ", "vCPUs used",
+                   "RAM used (MB)", "Instances", "Capacity used")  # fmt: skip
+        out.append(tag("h3", f"Hosts of {v.name}", id=f"hosts-{v.name}"))
+        out.append(table(headers, host_rows))
+    return join(out)
 
 
-async def render(sources: Sources) -> Html:
+def _pct(used: object, total: object) -> str:
+    try:
+        return f"{100 * float(used) / float(total):.0f}%"  # type: ignore[arg-type]
+    except (TypeError, ValueError, ZeroDivisionError):
+        return ""
+
+
+async def render(sources: Sources, params: dict[str, str]) -> Html:
     providers, nodes, requests, metrics = await asyncio.gather(
         sources.pool_get("/api/providers"),
         sources.pool_get("/node-list.json"),
         sources.pool_get("/request-list.json"),
         sources.pool_get("/metrics"),
     )
+    since, views = await asyncio.gather(
+        health_since(sources, providers),
+        asyncio.gather(*(sources.regions.read(r) for r in sources.config.regions)),
+    )
+    by_region = {v.name: v for v in views}
+    quotas = {p["name"]: quota_text(by_region.get(str(p.get("region")))) for p in providers}
+    span = plots.span(params.get("range"))
     return join(
         [
-            providers_section(providers, nodes, launch_errors(metrics)),
+            providers_section(providers, nodes, launch_errors(metrics), since, quotas),
             nodes_section(providers, nodes),
+            plots.section(sources.history, span, [str(p["name"]) for p in providers]),
             requests_section(requests),
-            await _regions(sources),
+            regions_section(list(views)),
         ]
     )

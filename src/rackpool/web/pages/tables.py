@@ -9,11 +9,11 @@ from typing import Any
 
 from rackpool.web.html import Html, age, join, link, table, tag, url
 from rackpool.web.links import id_link
-from rackpool.web.sources import Sources
+from rackpool.web.sources import SourceError, Sources
 
 NODE_COLUMNS = ("ID", "Provider", "Label", "Server ID", "Public IPv4", "IPv6", "State", "Age",
                 "Locked", "Pool", "Hostname", "Private IPv4", "AZ", "Port", "Launcher",
-                "Allocated to", "Hold job", "Comment")  # fmt: skip
+                "Allocated to", "Hold job", "Comment", "Global request ID")  # fmt: skip
 REQUEST_COLUMNS = ("Request ID", "Priority", "State", "Requestor", "Node types", "Nodes",
                    "Declined by")  # fmt: skip
 
@@ -39,10 +39,19 @@ def _list(value: Any) -> str:
     return ", ".join(map(str, value)) if isinstance(value, list) else str(value or "")
 
 
+async def _global_ids(sources: Sources) -> dict[str, str]:
+    """Node id -> the global request id its creates carried (the pool's /api/nodes; the
+    nodepool-style /node-list has no such column). Only that field is kept."""
+    try:
+        full = await sources.pool_get("/api/nodes")
+    except SourceError:
+        return {}
+    return {str(n["id"]): str(n["global_request_id"]) for n in full if n.get("global_request_id")}
+
+
 async def nodes(sources: Sources, params: dict[str, str]) -> Html:
-    rows = _filters(
-        await sources.pool_get("/node-list.json"), params, ("provider", "state", "label")
-    )
+    listed, gids = await asyncio.gather(sources.pool_get("/node-list.json"), _global_ids(sources))
+    rows = _filters(listed, params, ("provider", "state", "label"))
     body = [
         (
             id_link("node_id", n["id"]),
@@ -63,6 +72,7 @@ async def nodes(sources: Sources, params: dict[str, str]) -> Html:
             id_link("request_id", n.get("allocated_to")),
             n.get("hold_job"),
             n.get("comment"),
+            id_link("global_request_id", gids.get(str(n["id"]))),
         )  # fmt: skip
         for n in rows
     ]
