@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 
 from rackpool.cloud import keys, validation
 from rackpool.cloud.config import RegionConfig
+from rackpool.cloud.db.engine import next_server_seqs
 from rackpool.cloud.db.schema import flavors, hosts, images, keypairs, projects, servers
 from rackpool.cloud.hosts import HostService
 from rackpool.cloud.identity import AuthContext
@@ -46,7 +47,6 @@ class ComputeService:
         self._pool = pool
         self._hosts = hosts
         self._scheduler = Scheduler(config.scheduler)
-        self._seq = 0
 
     # -- flavors -----------------------------------------------------------
     def list_flavors(self) -> list[Any]:
@@ -362,14 +362,14 @@ class ComputeService:
             loads = self._scheduler.candidates(
                 conn, now, self._config.hosts.heartbeat_timeout, self._hosts.beats.snapshot()
             )
-            seq0 = self._next_seq(conn, max_count)
+            seqs = next_server_seqs(conn, max_count)
             for i in range(max_count):
                 sid = str(uuid.uuid4())
                 sname = f"{name}-{i + 1}" if max_count > 1 else name
                 host = self._scheduler.pick(loads, flv["vcpus"], flv["ram"], flv["disk"], az)
                 fault = NO_VALID_HOST
                 values: dict[str, Any] = {
-                    "id": sid, "seq": seq0 + i, "project_id": ctx.project_id, "user_id": ctx.user_id,
+                    "id": sid, "seq": seqs[i], "project_id": ctx.project_id, "user_id": ctx.user_id,
                     "name": sname, "hostname": validation.hostname_from(sname), "status": "BUILD",
                     "task_state": "spawning", "deleted": False, "flavor_id": flv["id"],
                     "vcpus": flv["vcpus"], "ram": flv["ram"], "disk": flv["disk"], "image_id": img["id"],
@@ -414,13 +414,6 @@ class ComputeService:
 
     def _zones(self, conn: Connection) -> set[str]:
         return {z for (z,) in conn.execute(select(hosts.c.availability_zone).distinct())} | {"nova"}
-
-    def _next_seq(self, conn: Connection, n: int) -> int:
-        if self._seq == 0:
-            self._seq = int(conn.execute(select(func.max(servers.c.seq))).scalar() or 0)
-        start = self._seq + 1
-        self._seq += n
-        return start
 
     def delete_server(self, ctx: AuthContext, server_id: str) -> None:
         row = self.get_server(ctx, server_id)

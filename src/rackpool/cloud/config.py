@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from rackpool.cloud.db import url as db_url
 from rackpool.core.config import load_model
 from rackpool.core.httpguard import DEFAULT_MAX_BODY
 
@@ -119,7 +120,9 @@ class RegionConfig(_Strict):
     )
     state_dir: str = Field("state", description="directory for the database and image files")
     database: str | None = Field(
-        None, description="SQLAlchemy URL; default: SQLite at <state_dir>/region.db"
+        None,
+        description="sqlite:///PATH or postgresql://USER:PASSWORD@HOST:PORT/DB; "
+        "default: SQLite at <state_dir>/region.db",
     )
     network: NetworkConfig = Field(default_factory=NetworkConfig)
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
@@ -145,6 +148,13 @@ class RegionConfig(_Strict):
     workers: WorkersConfig = Field(default_factory=WorkersConfig)
     host_image: bool = Field(True, description="offer the built-in 'host' image")
 
+    @field_validator("database")
+    @classmethod
+    def _database(cls, v: str | None) -> str | None:
+        if v is not None:
+            db_url.normalize(v)  # the message names the problem, never the URL (a password)
+        return v
+
     @field_validator("fake_hosts")
     @classmethod
     def _unique_hosts(cls, v: list[FakeHost]) -> list[FakeHost]:
@@ -155,8 +165,9 @@ class RegionConfig(_Strict):
         return v
 
     def database_url(self) -> str:
+        """The SQLAlchemy URL (PostgreSQL through psycopg 3); may hold a password."""
         if self.database:
-            return self.database
+            return db_url.normalize(self.database)
         from pathlib import Path
 
         return f"sqlite:///{Path(self.state_dir).resolve() / 'region.db'}"

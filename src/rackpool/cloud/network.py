@@ -112,6 +112,7 @@ class AddressPool:
             .where(free_addresses.c.ip.between(self._first, self._last))
             .order_by(free_addresses.c.released_at, free_addresses.c.ip)
             .limit(1)
+            .with_for_update(skip_locked=True)  # PostgreSQL: pass one another's pick
         ).first()
         if row is None:
             return None

@@ -11,7 +11,7 @@ from sqlalchemy import Engine, insert, select
 
 from rackpool.cloud.compute import ComputeService
 from rackpool.cloud.config import DEFAULT_FLAVORS, RegionConfig
-from rackpool.cloud.db.engine import make_engine, upgrade
+from rackpool.cloud.db.engine import make_engine, startup_lock, upgrade
 from rackpool.cloud.db.schema import flavors
 from rackpool.cloud.fakehost import FakeHostRunner
 from rackpool.cloud.hosts import HostService
@@ -46,9 +46,10 @@ class Region:
             config.database_url(),
             pool_size=config.workers.api + config.workers.agent + config.workers.heartbeat,
         )
-        upgrade(engine)
         pool = AddressPool(config.network.cidr, str(config.network.gateway))
-        pool.ensure(engine)
+        with startup_lock(engine):  # a second controller starting now waits, then finds it done
+            upgrade(engine)
+            pool.ensure(engine)
         hosts = HostService(engine, config, clock, pool)
         region = cls(
             config=config,
@@ -62,7 +63,8 @@ class Region:
                 config.workers.api, config.workers.agent, config.region, config.workers.heartbeat
             ),
         )
-        region._seed()
+        with startup_lock(engine):
+            region._seed()
         region.fake_hosts = [
             FakeHostRunner(h, hosts, config.hosts.heartbeat_interval, region.workers)
             for h in config.fake_hosts

@@ -5,12 +5,36 @@ from typing import Any
 
 import httpx
 import pytest
+from tests.support.postgres import (  # noqa: F401 - postgres: the session fixture
+    NewDatabase,
+    new_database,
+    postgres,
+)
 from tests.support.region import RegionHandle, running_region
 
 
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def backend(request: pytest.FixtureRequest) -> str:
+    """Every test of this suite that uses a region runs on both backends."""
+    return str(request.param)
+
+
 @pytest.fixture(scope="module")
-def region(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegionHandle]:
-    with running_region(tmp_path_factory.mktemp("cloud"), page_limit=3) as handle:
+def new_db(backend: str, request: pytest.FixtureRequest) -> NewDatabase:
+    """``database=new_db()`` for a region: None (SQLite in its state dir) or the URL of a
+    fresh database in the session's PostgreSQL."""
+    if backend == "sqlite":
+        return lambda: None
+    cluster = request.getfixturevalue("postgres")
+    hint = request.module.__name__.rsplit(".", 1)[-1]
+    return lambda: new_database(cluster, hint)
+
+
+@pytest.fixture(scope="module")
+def region(tmp_path_factory: pytest.TempPathFactory, new_db: NewDatabase) -> Iterator[RegionHandle]:
+    with running_region(
+        tmp_path_factory.mktemp("cloud"), page_limit=3, database=new_db()
+    ) as handle:
         yield handle
 
 

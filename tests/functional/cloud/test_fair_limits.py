@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import openstack.exceptions
 import pytest
-from tests.functional.cloud.conftest import Raw, token_for
+from tests.functional.cloud.conftest import NewDatabase, Raw, token_for
 from tests.support.region import RegionHandle, running_region
 
 MiB = 1024 * 1024
@@ -20,9 +20,9 @@ IMAGES = {"max_size": MiB, "project_count": 3, "project_bytes": 3 * MiB // 2}
 
 
 @pytest.fixture(scope="module")
-def region(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegionHandle]:
+def region(tmp_path_factory: pytest.TempPathFactory, new_db: NewDatabase) -> Iterator[RegionHandle]:
     with running_region(
-        tmp_path_factory.mktemp("fair"), "fair", images=IMAGES,
+        tmp_path_factory.mktemp("fair"), "fair", images=IMAGES, database=new_db(),
         network={"cidr": "198.18.7.0/29"},  # .2-.6: five instance addresses
     ) as handle:  # fmt: skip
         yield handle

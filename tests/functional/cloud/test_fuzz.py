@@ -14,7 +14,7 @@ import httpx
 import pytest
 from hypothesis import given
 from sqlalchemy import select
-from tests.functional.cloud.conftest import token_for
+from tests.functional.cloud.conftest import NewDatabase, token_for
 from tests.support.fuzz import Endpoint, check, endpoints, fault_shape, fuzz_settings, requests_for
 from tests.support.region import (
     ADMIN_PASSWORD,
@@ -141,8 +141,8 @@ class World:
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    with running_region(tmp_path_factory.mktemp("fuzz"), page_limit=5) as handle:
+def world(tmp_path_factory: pytest.TempPathFactory, new_db: NewDatabase) -> Iterator[World]:
+    with running_region(tmp_path_factory.mktemp("fuzz"), page_limit=5, database=new_db()) as handle:
         yield World(handle)
 
 

@@ -7,10 +7,13 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Iterator
-from contextlib import closing, contextmanager
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+from sqlalchemy import create_engine, text
+from sqlalchemy.pool import NullPool
+from tests.support.postgres import NewDatabase
 from tests.support.region import AGENT_TOKEN, RegionHandle, running_region
 
 from rackpool.core.clock import wait_for
@@ -41,28 +44,46 @@ def _beat_past(url: str, cred: dict[str, str], seconds: float) -> tuple[float, h
 
 
 def _stored_heartbeat(region: RegionHandle) -> float:
-    with closing(sqlite3.connect(region.state_dir / "region.db")) as db:
-        row = db.execute("SELECT last_heartbeat FROM hosts WHERE name = ?", (HOST,)).fetchone()
+    engine = create_engine(region.config.database_url(), poolclass=NullPool)
+    try:
+        with engine.connect() as db:
+            row = db.execute(
+                text("SELECT last_heartbeat FROM hosts WHERE name = :h"), {"h": HOST}
+            ).one()
+    finally:
+        engine.dispose()
     return float(row[0])
 
 
 @contextmanager
 def _write_lock_held(region: RegionHandle) -> Iterator[None]:
-    """Another writer holds the region database's write lock until the block ends."""
-    db = sqlite3.connect(region.state_dir / "region.db", isolation_level=None)
+    """Another writer holds the region database's write lock (SQLite) or a lock on the
+    hosts table that lets readers in but no writer (PostgreSQL) until the block ends."""
+    url = region.config.database_url()
+    if url.startswith("sqlite"):
+        db = sqlite3.connect(region.state_dir / "region.db", isolation_level=None)
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            yield
+            db.execute("ROLLBACK")
+        finally:
+            db.close()
+        return
+    engine = create_engine(url, poolclass=NullPool)
     try:
-        db.execute("BEGIN IMMEDIATE")
-        yield
-        db.execute("ROLLBACK")
+        with engine.connect() as conn:
+            conn.execute(text("LOCK TABLE hosts IN EXCLUSIVE MODE"))
+            yield
+            conn.rollback()
     finally:
-        db.close()
+        engine.dispose()
 
 
 def test_heartbeats_answer_and_keep_the_host_up_while_another_writer_holds_the_db(
-    tmp_path: Path,
+    tmp_path: Path, new_db: NewDatabase
 ) -> None:
     hosts = {"heartbeat_interval": 0.2, "heartbeat_timeout": 1.0, "check_interval": 0.1}
-    with running_region(tmp_path, "beat", fake_hosts=[], hosts=hosts) as region:
+    with running_region(tmp_path, "beat", fake_hosts=[], hosts=hosts, database=new_db()) as region:
         cred = _enroll(region.url)
         with _write_lock_held(region):
             # longer than the heartbeat timeout: the host is still up at the end
@@ -73,11 +94,11 @@ def test_heartbeats_answer_and_keep_the_host_up_while_another_writer_holds_the_d
 
 
 def test_unwritten_heartbeats_keep_a_host_up_and_are_written_at_shutdown(
-    tmp_path: Path,
+    tmp_path: Path, new_db: NewDatabase
 ) -> None:
     # a flush every 30 s: between start and stop, heartbeats live only in memory
     hosts = {"heartbeat_interval": 60.0, "heartbeat_timeout": 1.0, "check_interval": 0.1}
-    with running_region(tmp_path, "beat", fake_hosts=[], hosts=hosts) as region:
+    with running_region(tmp_path, "beat", fake_hosts=[], hosts=hosts, database=new_db()) as region:
         cred = _enroll(region.url)
         registered = _stored_heartbeat(region)
         sent, last = _beat_past(region.url, cred, 1.5)

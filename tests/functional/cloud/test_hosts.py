@@ -9,16 +9,17 @@ from pathlib import Path
 
 import httpx
 import yaml
+from tests.support.postgres import NewDatabase
 from tests.support.region import AGENT_TOKEN, running_region
 
 from rackpool.core.clock import wait_for
 
 
 def test_silent_host_goes_down_its_instances_error_and_recover_when_it_returns(
-    tmp_path: Path,
+    tmp_path: Path, new_db: NewDatabase
 ) -> None:
     hosts = {"heartbeat_interval": 0.2, "heartbeat_timeout": 1.0, "check_interval": 0.1}
-    with running_region(tmp_path, hosts=hosts) as r:
+    with running_region(tmp_path, hosts=hosts, database=new_db()) as r:
         conn, admin = r.connect(), r.connect(admin=True)
         admin_http = httpx.Client(base_url=r.url, headers={"X-Auth-Token": admin.auth_token})
         assert (
@@ -68,8 +69,8 @@ def test_silent_host_goes_down_its_instances_error_and_recover_when_it_returns(
             conn.delete_server(s, wait=True, timeout=30)
 
 
-def test_agent_api_needs_the_agent_token(tmp_path: Path) -> None:
-    with running_region(tmp_path, fake_hosts=[]) as r:
+def test_agent_api_needs_the_agent_token(tmp_path: Path, new_db: NewDatabase) -> None:
+    with running_region(tmp_path, fake_hosts=[], database=new_db()) as r:
         body = {"name": "h9", "vcpus": 4, "ram_mb": 4096, "disk_gb": 40, "driver": "container"}
         assert httpx.post(f"{r.url}/agent/v1/hosts", json=body).status_code == 401
         bad = {"X-Agent-Token": "wrong-token-wrong-token"}
@@ -88,8 +89,10 @@ def test_agent_api_needs_the_agent_token(tmp_path: Path) -> None:
         assert httpx.get(f"{r.url}/agent/v1/hosts/h9/instances", headers=good).status_code == 403
 
 
-def test_drain_from_the_admin_cli_waits_for_the_host_to_empty(tmp_path: Path) -> None:
-    with running_region(tmp_path) as r:
+def test_drain_from_the_admin_cli_waits_for_the_host_to_empty(
+    tmp_path: Path, new_db: NewDatabase
+) -> None:
+    with running_region(tmp_path, database=new_db()) as r:
         conn = r.connect()
         config = tmp_path / "region.yaml"
         config.write_text(yaml.safe_dump(r.config.model_dump(mode="json")))

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from tests.functional.cloud.conftest import token_for
+from tests.functional.cloud.conftest import NewDatabase, token_for
 from tests.support.region import CI_PASSWORD, RegionHandle, running_region
 
 from rackpool.core.clock import ManualClock
@@ -61,9 +61,11 @@ def test_no_token_is_401_everywhere(region: RegionHandle) -> None:
         assert httpx.get(region.url + path).status_code == 401, path
 
 
-def test_expired_token_is_401(tmp_path: Path) -> None:
+def test_expired_token_is_401(tmp_path: Path, new_db: NewDatabase) -> None:
     clock = ManualClock()
-    with running_region(tmp_path, clock=clock, token_ttl=60, fake_hosts=[]) as region:
+    with running_region(
+        tmp_path, clock=clock, token_ttl=60, fake_hosts=[], database=new_db()
+    ) as region:
         token = token_for(region.url, "ci", CI_PASSWORD, "ci")
         url = f"{region.url}/compute/v2.1/flavors"
         assert httpx.get(url, headers={"X-Auth-Token": token}).status_code == 200

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tests.support.postgres import NewDatabase
 from tests.support.region import running_region
 
 from rackpool.core.clock import wait_for
@@ -15,8 +16,10 @@ FORGED = (
 )
 
 
-def test_a_users_fault_text_cannot_forge_lines_or_hide_text(tmp_path: Path) -> None:
-    with running_region(tmp_path) as region:
+def test_a_users_fault_text_cannot_forge_lines_or_hide_text(
+    tmp_path: Path, new_db: NewDatabase
+) -> None:
+    with running_region(tmp_path, database=new_db()) as region:
         conn = region.connect()
         server = conn.create_server(
             "forger", image="host", flavor="m1.tiny", meta={"rackpool_fake_fault": FORGED}

@@ -8,6 +8,7 @@ import logging
 import re
 from collections.abc import AsyncIterator
 
+from sqlalchemy.exc import DataError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -62,6 +63,28 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         {"computeFault": {"message": str(exc.detail), "code": exc.status_code}},
         status_code=exc.status_code,
     )
+
+
+def _data_problem(exc: DataError) -> str:
+    """What was wrong with a value the database refused (PostgreSQL checks what SQLite
+    stores as given), in words that name no backend and no value."""
+    text = str(exc.orig).splitlines()[0] if exc.orig is not None else ""
+    if "NUL" in text:
+        return "Invalid input: text must not contain NUL (\\u0000) characters."
+    if "too long" in text:
+        return f"Invalid input: a value is too long ({text.split('type ', 1)[-1]})."
+    if "out of range" in text:
+        return "Invalid input: a number is out of range."
+    return "Invalid input: a value has the wrong form."
+
+
+async def _data_error(request: Request, exc: Exception) -> Response:
+    """A value the validation let through but the database refuses: the caller's 400,
+    never a 500 (a safety net; validation should name the field first)."""
+    assert isinstance(exc, DataError)
+    log.warning("database refused a value on %s %s: %s", request.method, request.url.path,
+                _data_problem(exc))  # fmt: skip
+    return _render(request.url.path, BadRequest(_data_problem(exc)))
 
 
 async def _crash(request: Request, exc: Exception) -> Response:
@@ -127,6 +150,7 @@ def build_app(region: Region, run_background: bool = True) -> Starlette:
         exception_handlers={
             RackpoolError: _rackpool_error,
             HTTPException: _http_error,
+            DataError: _data_error,
             Exception: _crash,
         },
         lifespan=lifespan,

@@ -1,4 +1,7 @@
-"""Tables of a region controller, in portable SQLAlchemy Core (no backend-specific SQL)."""
+"""Tables of a region controller, in portable SQLAlchemy Core (no backend-specific SQL).
+
+The same schema on SQLite and PostgreSQL; where the backends differ (``server_seq``
+exists on PostgreSQL only) cloud/db/engine.py hides it."""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    Sequence,
     String,
     Table,
     Text,
@@ -84,7 +88,7 @@ images = Table(
     Column("status", String(16), nullable=False, default="queued"),
     Column("disk_format", String(16), nullable=True),
     Column("container_format", String(16), nullable=True),
-    Column("size", Integer, nullable=True),
+    Column("size", BigInteger, nullable=True),  # bytes: images pass 2 GiB
     Column("checksum", String(64), nullable=True),
     Column("os_hash_algo", String(16), nullable=True),
     Column("os_hash_value", String(128), nullable=True),
@@ -181,6 +185,10 @@ servers = Table(
     Column("global_request_id", String(64), nullable=True),
     Index("ix_servers_project_deleted_seq", "project_id", "deleted", "seq"),
 )
+
+# Where ``servers.seq`` comes from on PostgreSQL, so several controllers never hand out
+# one number twice (SQLite has no sequences and one writer: there it is max(seq) + 1).
+server_seq = Sequence("server_seq", metadata=metadata)
 
 addresses = Table(
     "addresses",

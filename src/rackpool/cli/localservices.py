@@ -1,0 +1,324 @@
+"""Local engines for scale-out on one machine: a PostgreSQL cluster and HAProxy.
+
+Debian's packages, started as plain child processes (stopped by their PID, never by
+name), listening on loopback only. The tests use them (a session's PostgreSQL, two
+controllers behind HAProxy), and so will ``rackpool up --ha``::
+
+    pg = PostgresCluster.create(durable=False).start()   # initdb + postgres, 127.0.0.1
+    url = pg.create_database("region_r1")                 # postgresql://postgres:…@…/region_r1
+    lb = HAProxy(work_dir, [("127.0.0.1", 8001), ("127.0.0.1", 8002)]).start()
+    lb.url                                                # http://127.0.0.1:<port>
+    lb.stop(); pg.stop()                                  # stop removes the cluster directory
+
+Errors are :class:`LocalServiceError` with the child's log tail; passwords never
+appear in one.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from functools import partial
+from pathlib import Path
+
+from rackpool.core.errors import TemporaryError
+
+PG_BIN_DIRS = tuple(sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True))
+SUPERUSER = "postgres"
+DB_NAME_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+class LocalServiceError(TemporaryError):
+    """A local engine did not start (or answer) in time; the message has its log's tail."""
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def _tail(path: Path, size: int = 2000) -> str:
+    try:
+        return path.read_text(errors="replace")[-size:]
+    except FileNotFoundError:
+        return ""
+
+
+def _wait(
+    proc: subprocess.Popen[bytes], ready: Callable[[], bool], timeout: float, what: str, log: Path
+) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            raise LocalServiceError(f"{what} exited with {proc.returncode}: {_tail(log)}")
+        if ready():
+            return
+        if time.monotonic() > deadline:
+            raise LocalServiceError(f"{what} not ready after {timeout:g}s: {_tail(log)}")
+        time.sleep(0.05)
+
+
+def stop_pid(proc: subprocess.Popen[bytes] | None, sig: int, timeout: float) -> None:
+    """Send ``sig`` to this one child, then SIGKILL if it has not exited in ``timeout``."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(sig)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)
+
+
+def _answers_tcp(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def postgres_bin(name: str) -> Path | None:
+    """Debian's PostgreSQL program ``name`` (initdb, postgres), newest version first."""
+    for d in PG_BIN_DIRS:
+        if (d / name).is_file():
+            return d / name
+    return None
+
+
+class PostgresCluster:
+    """One PostgreSQL cluster in a private directory, listening on 127.0.0.1 only.
+
+    Run as the ``postgres`` user when started by root (PostgreSQL refuses root), with
+    password (SCRAM) authentication for TCP; its directory belongs to that user and is
+    removed by :meth:`stop`. ``durable=False`` turns off fsync and friends: fine for
+    tests and throwaway clusters, not for data anyone keeps.
+    """
+
+    def __init__(
+        self, directory: Path, port: int = 0, password: str | None = None, durable: bool = True
+    ) -> None:
+        self.dir = directory
+        self.data = directory / "data"
+        self.log_path = directory / "postgres.log"
+        self.port = port
+        self.password = password or secrets.token_urlsafe(24)
+        self.durable = durable
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._as_postgres = os.geteuid() == 0
+
+    @classmethod
+    def create(cls, base: str | None = None, **kwargs: object) -> PostgresCluster:
+        """A cluster in a new temporary directory (under ``base`` or the system's)."""
+        return cls(Path(tempfile.mkdtemp(prefix="rackpool-pg-", dir=base)), **kwargs)  # type: ignore[arg-type]
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc is not None else None
+
+    def _popen_user(self) -> dict[str, object]:
+        return {"user": SUPERUSER, "group": SUPERUSER} if self._as_postgres else {}
+
+    def _chown(self, path: Path) -> None:
+        if self._as_postgres:
+            shutil.chown(path, SUPERUSER, SUPERUSER)
+
+    def _initdb(self) -> None:
+        initdb = postgres_bin("initdb")
+        if initdb is None:
+            raise LocalServiceError("PostgreSQL's initdb not found (apt install postgresql)")
+        self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self._chown(self.dir)
+        pwfile = self.dir / "pw"
+        pwfile.write_text(self.password + "\n")
+        pwfile.chmod(0o600)
+        self._chown(pwfile)
+        try:
+            with open(self.log_path, "ab") as log:
+                done = subprocess.run(
+                    [str(initdb), "-D", str(self.data), "-U", SUPERUSER, "-A", "scram-sha-256",
+                     f"--pwfile={pwfile}", "-E", "UTF8", "--locale=C", "--no-sync"],
+                    stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                    timeout=120, check=False, **self._popen_user(),  # type: ignore[call-overload]
+                )  # fmt: skip
+        finally:
+            pwfile.unlink(missing_ok=True)
+        if done.returncode != 0:
+            raise LocalServiceError(f"initdb failed ({done.returncode}): {_tail(self.log_path)}")
+        self._chown(self.log_path)
+
+    def start(self, timeout: float = 60) -> PostgresCluster:
+        """initdb (first time) and start the server; wait until it accepts a login."""
+        if not (self.data / "PG_VERSION").exists():
+            self._initdb()
+        postgres = postgres_bin("postgres")
+        if postgres is None:
+            raise LocalServiceError("PostgreSQL's server not found (apt install postgresql)")
+        sockets = self.dir / "sock"
+        sockets.mkdir(mode=0o700, exist_ok=True)
+        self._chown(sockets)
+        for attempt in range(3):  # a free port can be taken between picking and binding
+            port = self.port or free_port()
+            argv = [str(postgres), "-D", str(self.data), "-h", "127.0.0.1", "-p", str(port),
+                    "-k", str(sockets), "-c", "max_connections=400",
+                    "-c", "shared_buffers=64MB", "-c", "log_min_messages=warning"]  # fmt: skip
+            if not self.durable:
+                argv += ["-c", "fsync=off", "-c", "synchronous_commit=off",
+                         "-c", "full_page_writes=off"]  # fmt: skip
+            with open(self.log_path, "ab") as log:
+                self.proc = subprocess.Popen(
+                    argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                    start_new_session=True, **self._popen_user(),  # type: ignore[call-overload]
+                )  # fmt: skip
+            try:
+                _wait(self.proc, partial(self._answers, port), timeout, "postgres", self.log_path)
+            except LocalServiceError:
+                if self.port or attempt == 2 or "could not bind" not in _tail(self.log_path):
+                    self.stop(remove=False)
+                    raise
+                continue
+            self.port = port
+            return self
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _answers(self, port: int) -> bool:
+        import psycopg
+
+        try:
+            with psycopg.connect(self.url("postgres", port), connect_timeout=2):
+                return True
+        except psycopg.OperationalError:
+            return False
+
+    def url(self, database: str = "postgres", port: int | None = None) -> str:
+        """``postgresql://postgres:PASSWORD@127.0.0.1:PORT/DATABASE`` (holds a secret)."""
+        return f"postgresql://{SUPERUSER}:{self.password}@127.0.0.1:{port or self.port}/{database}"
+
+    def execute(self, sql: str) -> None:
+        """Run one statement as the superuser outside a transaction (CREATE DATABASE)."""
+        import psycopg
+
+        with psycopg.connect(self.url("postgres"), autocommit=True, connect_timeout=10) as c:
+            c.execute(sql.encode())
+
+    def create_database(self, name: str, template: str | None = None) -> str:
+        """A new, empty database (or a copy of ``template``); its URL."""
+        for n in (name, template):
+            if n is not None and not DB_NAME_RE.match(n):
+                raise ValueError(f"database name {n!r}: use lower-case letters, digits and _")
+        sql = f'CREATE DATABASE "{name}"'
+        if template:
+            sql += f' TEMPLATE "{template}"'
+        self.execute(sql)
+        return self.url(name)
+
+    def drop_database(self, name: str) -> None:
+        if not DB_NAME_RE.match(name):
+            raise ValueError(f"database name {name!r}: use lower-case letters, digits and _")
+        self.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    def stop(self, timeout: float = 15, remove: bool = True) -> None:
+        """Fast shutdown (SIGINT) of this cluster's server by PID; remove its directory."""
+        stop_pid(self.proc, signal.SIGINT, timeout)
+        if remove:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class HAProxy:
+    """HAProxy in front of HTTP servers, on a loopback port, health-checking ``/``.
+
+    Round robin; a server failing two checks (0.5 s apart) is left out until it answers
+    again; a request whose connection is refused goes to another server. A request in
+    flight on a server that dies fails (502): the client decides whether to retry.
+    """
+
+    def __init__(
+        self,
+        directory: Path,
+        backends: Sequence[tuple[str, int]],
+        port: int = 0,
+        check_path: str = "/",
+        check_interval: float = 0.5,
+    ) -> None:
+        self.dir = directory
+        self.backends = list(backends)
+        self.port = port
+        self.check_path = check_path
+        self.check_interval = check_interval
+        self.config_path = directory / "haproxy.cfg"
+        self.log_path = directory / "haproxy.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc is not None else None
+
+    def config(self) -> str:
+        inter = f"{int(self.check_interval * 1000)}ms"
+        servers = "\n".join(
+            f"    server c{i} {h}:{p} check inter {inter} fall 2 rise 1"
+            for i, (h, p) in enumerate(self.backends, 1)
+        )
+        return f"""global
+    maxconn 4096
+
+defaults
+    mode http
+    timeout connect 2s
+    timeout client 120s
+    timeout server 120s
+    timeout http-keep-alive 30s
+    option redispatch
+    retries 3
+    retry-on conn-failure
+
+frontend api
+    bind 127.0.0.1:{self.port}
+    default_backend controllers
+
+backend controllers
+    balance roundrobin
+    option httpchk GET {self.check_path}
+    http-check expect status 200
+{servers}
+"""
+
+    def start(self, timeout: float = 20) -> HAProxy:
+        binary = shutil.which("haproxy") or "/usr/sbin/haproxy"
+        if not Path(binary).is_file():
+            raise LocalServiceError("haproxy not found (apt install haproxy)")
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.port = self.port or free_port()
+        self.config_path.write_text(self.config())
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                [binary, "-db", "-f", str(self.config_path)],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )  # fmt: skip
+        try:
+            _wait(
+                self.proc, lambda: _answers_tcp("127.0.0.1", self.port), timeout, "haproxy",
+                self.log_path,
+            )  # fmt: skip
+        except LocalServiceError:
+            self.stop()
+            raise
+        return self
+
+    def stop(self, timeout: float = 10) -> None:
+        """Stop this HAProxy by PID (SIGUSR1 is its soft stop; SIGTERM here: now)."""
+        stop_pid(self.proc, signal.SIGTERM, timeout)
