@@ -194,6 +194,11 @@ def run(
 def _message(lines: list[str]) -> str:
     """The ``msg`` of a fatal result, from Ansible's YAML or JSON rendering."""
     text = "\n".join(lines)
+    err = re.search(r"^stderr:\s*(?:\|-?)?\s*(.+)$", text, flags=re.M) or re.search(
+        r'"stderr":\s*"([^"]+)"', text
+    )
+    if err and err.group(1).strip():
+        return err.group(1).strip().strip("'\"")[:500]
     m = re.search(r"^msg:\s*(.+)$", text, flags=re.M) or re.search(r'"msg":\s*"([^"]*)"', text)
     msg = m.group(1).strip().strip("'\"") if m else (lines[0] if lines else "")
     return msg[:500]

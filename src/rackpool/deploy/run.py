@@ -12,8 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from rackpool.core.config import parse_model, read_yaml
 from rackpool.core.errors import ConfigError, RackpoolError
+from rackpool.core.files import write_private
 from rackpool.deploy import ansible_run, render, wheelhouse
 from rackpool.deploy.inventory import Inventory
 from rackpool.deploy.secrets import Secrets, all_secrets, node_key
@@ -67,8 +70,31 @@ def check_options(opts: DeployOptions) -> None:
         raise ConfigError("--rollback and --upgrade exclude each other")
     if (opts.drain or opts.batch != 1) and not opts.upgrade:
         raise ConfigError("--drain and --batch apply to --upgrade only")
-    if opts.version and opts.rollback:
-        raise ConfigError("--rollback returns to each host's previous version; drop --version")
+
+
+class Versions:
+    """``<state>/versions.yaml``: the version last deployed and the one before it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        data = yaml.safe_load(path.read_text()) if path.exists() else None
+        data = data if isinstance(data, dict) else {}
+        self.deployed: str | None = data.get("deployed")
+        self.previous: str | None = data.get("previous")
+
+    def starting(self, version: str) -> None:
+        """A deploy of ``version`` begins: what ran so far becomes the rollback target."""
+        if self.deployed and self.deployed != version:
+            self.previous = self.deployed
+            self.save()
+
+    def done(self, version: str) -> None:
+        self.deployed = version
+        self.save()
+
+    def save(self) -> None:
+        data = {"deployed": self.deployed, "previous": self.previous}
+        write_private(self.path, yaml.safe_dump(data))
 
 
 @dataclass
@@ -77,6 +103,7 @@ class Prepared:
     state: Path
     plans: dict[str, render.HostPlan]
     ansible_dir: Path
+    extra: dict[str, Any]
 
 
 def prepare(opts: DeployOptions, build_wheels: bool = True) -> Prepared:
@@ -98,8 +125,20 @@ def prepare(opts: DeployOptions, build_wheels: bool = True) -> Prepared:
         "rackpool_batch": opts.batch,
         "rackpool_drain": opts.drain,
         "rackpool_check": opts.check,
+        "rackpool_root": render.ROOT,
+        "rackpool_state": render.STATE,
+        "rackpool_logs": render.LOGS,
     }
-    if build_wheels and not opts.rollback:
+    versions = Versions(state / "versions.yaml")
+    if opts.rollback:
+        target = opts.version or versions.previous
+        if not target:
+            raise ConfigError(
+                f"--rollback: {state} records no earlier version to return to; "
+                "give --version V (a version still installed on the hosts)"
+            )
+        extra["rackpool_rollback_version"] = target
+    elif build_wheels:
         w = wheelhouse.prepare(inv.wheel, inv.version, state / "wheels")
         extra |= {
             "rackpool_wheel": str(w.wheel),
@@ -107,7 +146,7 @@ def prepare(opts: DeployOptions, build_wheels: bool = True) -> Prepared:
             "rackpool_wheelhouse_hash": w.wheelhouse_hash,
         }
     ansible_dir = ansible_run.write_files(inv, plans, extra, state)
-    return Prepared(inv, state, plans, ansible_dir)
+    return Prepared(inv, state, plans, ansible_dir, extra)
 
 
 def playbook(opts: DeployOptions) -> str:
@@ -122,12 +161,18 @@ def deploy(opts: DeployOptions) -> int:
         f"state in {p.state}",
         flush=True,
     )
+    versions = Versions(p.state / "versions.yaml")
+    target = p.extra.get("rackpool_rollback_version", p.inventory.version)
+    if not opts.check and not opts.rollback:
+        versions.starting(target)
     result = ansible_run.run(
         p.ansible_dir, book, check=opts.check, limit=opts.limit, verbose=opts.verbose
     )
     print(result.summary(), flush=True)
     if opts.json:
         print(result.as_json(book), flush=True)
+    if result.rc == 0 and not opts.check and not opts.limit:
+        versions.done(target)
     if result.rc != 0:
         where = (
             "; ".join(f"{h}: {m}" for h, m in result.fatal) or f"ansible-playbook exit {result.rc}"
