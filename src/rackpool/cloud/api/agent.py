@@ -8,12 +8,16 @@ from starlette.routing import Route
 
 from rackpool.cloud.api.common import JSON, auth, body_json, region_of
 from rackpool.cloud.hostcreds import AgentCaller
+from rackpool.core import agentapi
 from rackpool.core.errors import BadRequest, Forbidden, NotFound, Unauthorized
 
 
 def _caller(request: Request) -> AgentCaller:
     """Who presents X-Agent-Token: a host by its own credential, or the region's
-    enrollment token (good only for a first registration)."""
+    enrollment token (good only for a first registration). Every agent call names the
+    agent API version it speaks (none: 1.0); one this controller does not serve is a 406
+    naming both versions (docs/agent-api.md "Versions")."""
+    agentapi.check_agent(request.headers.get(agentapi.HEADER))
     token = request.headers.get("x-agent-token") or ""
     caller = region_of(request).hosts.credentials.identify(token)
     if caller is None:
@@ -54,7 +58,14 @@ async def register(request: Request) -> Response:
         if secret is None:  # another enrollment of this name won the race
             raise Forbidden(f"host {name} already has a credential")
         out["credential"] = secret
+    out["agent_api"] = agentapi.advertised()
     return JSON(out)
+
+
+async def version(request: Request) -> Response:
+    """The agent API versions this controller serves; no token needed (an agent asks
+    before it registers, to refuse a controller older than itself)."""
+    return JSON({"agent_api": agentapi.advertised()})
 
 
 async def heartbeat(request: Request) -> Response:
@@ -121,6 +132,7 @@ async def admin_host_credential(request: Request) -> Response:
 
 
 routes = [
+    Route(agentapi.VERSION_PATH, version, methods=["GET"]),
     Route("/agent/v1/hosts", register, methods=["POST"]),
     Route("/agent/v1/hosts/{name}/heartbeat", heartbeat, methods=["POST"]),
     Route("/agent/v1/hosts/{name}/instances", pull, methods=["GET"]),
