@@ -10,17 +10,23 @@ from typing import Any
 
 import httpx
 
-from rackpool.agent.errors import ControllerRejected, ControllerUnavailable
+from rackpool.agent.errors import ControllerRejected, ControllerUnavailable, IncompatibleController
+from rackpool.core import agentapi
 from rackpool.core.instance import FlavorSpec, ImageSpec, InstanceSpec, NetworkSpec
 
 log = logging.getLogger("rackpool.agent.client")
 
 
 class ControllerClient:
-    def __init__(self, url: str, token: str, timeout: float = 10.0) -> None:
-        self._http = httpx.Client(
-            base_url=url, headers={"X-Agent-Token": token}, timeout=timeout, trust_env=False
-        )
+    """Every request says which agent API version it speaks (``X-Rackpool-Agent-API``)."""
+
+    def __init__(
+        self, url: str, token: str, timeout: float = 10.0, api_version: str = agentapi.CURRENT
+    ) -> None:
+        self.url = url
+        self.api_version = api_version
+        headers = {"X-Agent-Token": token, agentapi.HEADER: api_version}
+        self._http = httpx.Client(base_url=url, headers=headers, timeout=timeout, trust_env=False)
 
     def close(self) -> None:
         self._http.close()
@@ -36,11 +42,50 @@ class ControllerClient:
             raise ControllerUnavailable(f"{method} {path}: {exc}") from exc
         if resp.status_code >= 500:
             raise ControllerUnavailable(f"{method} {path}: HTTP {resp.status_code}")
+        if resp.status_code == 406:
+            raise IncompatibleController(f"{self.url}: {_fault_message(resp)}")
         if resp.status_code >= 400:
             raise ControllerRejected(
                 f"{method} {path}: HTTP {resp.status_code}: {resp.text[:300]}", resp.status_code
             )
         return resp.json()
+
+    def served_versions(self) -> tuple[str, str]:
+        """The agent API versions the controller serves, ``(min, max)``. A controller
+        without the version endpoint (404) predates versioning: it serves only 1.0."""
+        try:
+            resp = self._http.get(agentapi.VERSION_PATH)
+        except httpx.HTTPError as exc:
+            raise ControllerUnavailable(f"GET {agentapi.VERSION_PATH}: {exc}") from exc
+        if resp.status_code == 404:
+            return agentapi.UNVERSIONED, agentapi.UNVERSIONED
+        if resp.status_code >= 500:
+            raise ControllerUnavailable(f"GET {agentapi.VERSION_PATH}: HTTP {resp.status_code}")
+        try:
+            served = resp.json()["agent_api"]
+            low, high = str(served["min"]), str(served["max"])
+            agentapi.parse(low), agentapi.parse(high)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ControllerRejected(
+                f"GET {agentapi.VERSION_PATH}: HTTP {resp.status_code}, not a version answer "
+                f"({exc})", resp.status_code,
+            ) from None  # fmt: skip
+        return low, high
+
+    def check_version(self) -> tuple[str, str]:
+        """Refuse (IncompatibleController) a controller that does not serve our version."""
+        low, high = self.served_versions()
+        if not agentapi.supports(low, high, self.api_version):
+            fix = (
+                "upgrade the controller first (rolling upgrade: controller, then agents)"
+                if agentapi.parse(high) < agentapi.parse(self.api_version)
+                else "upgrade this agent"
+            )
+            raise IncompatibleController(
+                f"this agent speaks agent API {self.api_version} but the controller at "
+                f"{self.url} serves agent API {agentapi.span(low, high)}: {fix}"
+            )
+        return low, high
 
     def register(self, body: dict[str, Any]) -> dict[str, Any]:
         return dict(self._call("POST", "/agent/v1/hosts", body))
@@ -68,6 +113,15 @@ class ControllerClient:
                         f.write(chunk)
         except httpx.HTTPError as exc:
             raise ControllerUnavailable(f"GET {file_url}: {exc}") from exc
+
+
+def _fault_message(resp: httpx.Response) -> str:
+    """The message of an OpenStack-shaped fault, or the start of the body."""
+    try:
+        body = resp.json()
+        return str(next(iter(body.values()))["message"])
+    except (ValueError, StopIteration, KeyError, TypeError, AttributeError):
+        return f"HTTP {resp.status_code}: {resp.text[:300]}"
 
 
 def _user_data(value: Any) -> bytes | None:

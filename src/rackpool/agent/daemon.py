@@ -23,6 +23,7 @@ from rackpool.agent.errors import (
     ControllerRejected,
     ControllerUnavailable,
     HostNetworkBusy,
+    IncompatibleController,
 )
 from rackpool.agent.images import ImageCache, fetch_failure
 from rackpool.agent.reconcile import plan, request_ids
@@ -89,6 +90,10 @@ class Agent:
             except (ControllerUnavailable, HostNetworkBusy) as exc:
                 backoff = min(max(backoff * 2, 0.5), 10.0)
                 log.warning("retrying in %.1fs: %s", backoff, exc, extra=self._extra)
+            except IncompatibleController as exc:
+                # not worth retrying: the operator upgrades one end (instances keep running)
+                log.error("refusing to run: %s", exc, extra=self._extra)
+                raise
             except ControllerRejected as exc:
                 if exc.status == 401 and self._forget_credential():
                     continue  # register again with the configured token at once
@@ -149,6 +154,8 @@ class Agent:
             self._report(iid, {"status": "DELETED"})
 
     def register(self) -> None:
+        """Register (again); first make sure the controller serves our agent API version."""
+        self.client.check_version()
         cap = self.driver.capacity()
         h = self.config.host
         resp = self.client.register(

@@ -6,6 +6,7 @@ RackpoolError (core)
 │   └── HostNetworkBusy         a host-level network object is being set up elsewhere
 └── PermanentError (core)
     ├── ControllerRejected      the controller answered 4xx (bad token, unknown host)
+    │   └── IncompatibleController  it does not serve this agent's API version: exit
     ├── DriverError             a virt driver could not do what was asked
     │   ├── SpawnError          an instance could not be started (report ERROR)
     │   └── DriverUnavailable   the backend (runc, libvirt) is missing or unusable
@@ -31,6 +32,17 @@ class ControllerRejected(PermanentError):
     def __init__(self, message: str, status: int) -> None:
         super().__init__(message)
         self.status = status
+
+
+class IncompatibleController(ControllerRejected):
+    """The controller does not serve the agent API version this agent speaks (it is
+    older, or newer beyond what it still serves); the agent refuses to run against it.
+    The operator fixes it (upgrade one end): ``rackpool agent`` exits 2."""
+
+    code = 406
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, 406)
 
 
 class DriverError(PermanentError):
