@@ -7,29 +7,27 @@ import uuid
 from typing import Any
 
 from sqlalchemy import Connection, Engine, delete, func, insert, or_, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from rackpool.cloud import keys, validation
 from rackpool.cloud.config import RegionConfig
-from rackpool.cloud.db.engine import next_server_seqs
+from rackpool.cloud.db.engine import retryable
 from rackpool.cloud.db.schema import flavors, hosts, images, keypairs, projects, servers
 from rackpool.cloud.hosts import HostService
 from rackpool.cloud.identity import AuthContext
 from rackpool.cloud.namefilter import compile_name_filter
-from rackpool.cloud.network import AddressesExhausted, AddressPool, mac_for
+from rackpool.cloud.network import AddressPool
 from rackpool.cloud.scheduler import Scheduler
+from rackpool.cloud.servers import repository
+from rackpool.cloud.servers import request as serverrequest
+from rackpool.cloud.servers.placement import NO_VALID_HOST, Placement, PlacementRaced, Size
+from rackpool.cloud.servers.repository import Server, insert_servers
 from rackpool.core.clock import Clock
-from rackpool.core.errors import BadRequest, Conflict, NotFound, QuotaExceeded
+from rackpool.core.errors import BadRequest, Conflict, NotFound, QuotaExceeded, TemporaryError
 
 log = logging.getLogger("rackpool.cloud.compute")
 
-SERVER_KEYS = {
-    "name", "imageRef", "flavorRef", "networks", "key_name", "metadata", "user_data",
-    "config_drive", "availability_zone", "min_count", "max_count", "security_groups",
-    "adminPass", "accessIPv4", "accessIPv6", "OS-DCF:diskConfig", "personality",
-    "block_device_mapping_v2", "return_reservation_id",
-}  # fmt: skip
-NO_VALID_HOST = "No valid host was found. There are not enough hosts available."
+CREATE_ATTEMPTS = 5  # placements raced by another controller before giving up
 
 
 class ComputeService:
@@ -46,7 +44,7 @@ class ComputeService:
         self._clock = clock
         self._pool = pool
         self._hosts = hosts
-        self._scheduler = Scheduler(config.scheduler)
+        self._placement = Placement(Scheduler(config.scheduler), pool)
 
     # -- flavors -----------------------------------------------------------
     def list_flavors(self) -> list[Any]:
@@ -154,9 +152,16 @@ class ComputeService:
             raise NotFound(f"Keypair {name} not found for user {ctx.user_id}")
 
     # -- quotas ------------------------------------------------------------
-    def quota(self, conn: Connection, project_id: str) -> dict[str, int]:
-        """The project's quota: its own where an admin set one, else the region's default."""
-        row = conn.execute(select(projects).where(projects.c.id == project_id)).mappings().first()
+    def quota(self, conn: Connection, project_id: str, lock: bool = False) -> dict[str, int]:
+        """The project's quota: its own where an admin set one, else the region's default.
+
+        ``lock``: hold the project's row until the transaction ends, so two controllers
+        checking the same project's quota at once take turns (creates of one project are
+        serialised; other projects are not held up)."""
+        q = select(projects).where(projects.c.id == project_id)
+        if lock:
+            q = q.with_for_update()
+        row = conn.execute(q).mappings().first()
         if row is None:
             raise NotFound(f"project {project_id} not found")
         default = self._config.default_quota
@@ -223,7 +228,7 @@ class ComputeService:
             return self.quota(conn, project_id)
 
     def _check_quota(self, conn: Connection, project_id: str, n: int, vcpus: int, ram: int) -> None:
-        q = self.quota(conn, project_id)
+        q = self.quota(conn, project_id, lock=True)
         u = self.usage(conn, project_id)
         want = {"instances": n, "cores": n * vcpus, "ram": n * ram}
         over = [k for k in ("instances", "cores", "ram") if q[k] >= 0 and u[k] + want[k] > q[k]]
@@ -240,7 +245,9 @@ class ComputeService:
 
     def list_servers(
         self, ctx: AuthContext, params: Any, all_tenants: bool = False
-    ) -> tuple[list[Any], str | None]:
+    ) -> tuple[list[Server], str | None]:
+        """A page of servers, newest first by their sequence number (from the database,
+        so every controller pages alike); the next page's marker if there is one."""
         limit, marker = validation.limit_marker(params, self._config.page_limit)
         cond = self._visible(ctx, all_tenants)
         with self._engine.connect() as conn:
@@ -257,25 +264,20 @@ class ComputeService:
             name_filter = params.get("name")
             if not name_filter:
                 query = query.limit(limit + 1)
-            rows = list(conn.execute(query).mappings())
+            rows = [Server.from_row(r) for r in conn.execute(query).mappings()]
         if name_filter:
             rows = _filter_names(rows, name_filter)
         more = len(rows) > limit
         rows = rows[:limit]
-        next_marker = rows[-1]["id"] if more and rows else None
+        next_marker = rows[-1].id if more and rows else None
         return rows, next_marker
 
-    def get_server(self, ctx: AuthContext, server_id: str) -> Any:
+    def get_server(self, ctx: AuthContext, server_id: str) -> Server:
         with self._engine.connect() as conn:
-            cond = servers.c.id == server_id
-            row = (
-                conn.execute(select(servers).where(cond, self._visible(ctx, True)))
-                .mappings()
-                .first()
-            )
-        if row is None or (row["project_id"] != ctx.project_id and not ctx.is_cloud_admin):
+            server = repository.get(conn, server_id, self._visible(ctx, True))
+        if server is None or (server.project_id != ctx.project_id and not ctx.is_cloud_admin):
             raise NotFound(f"Instance {server_id} could not be found.")
-        return row
+        return server
 
     def create_servers(
         self,
@@ -286,131 +288,108 @@ class ComputeService:
     ) -> list[str]:
         """Create the servers ``body`` asks for; each keeps the ids of this create call
         (``request_id``, the client's ``global_request_id``), which the host's agent
-        gets with the instance and logs."""
-        s = validation.require_dict(body, "server")
-        unknown = sorted(set(s) - SERVER_KEYS)
-        if unknown:
-            raise BadRequest(
-                "Invalid input for field/attribute server. Additional properties are not allowed "
-                f"({', '.join(repr(k) for k in unknown)} were unexpected)"
-            )
-        name = validation.name(s.get("name"), "name")
-        if "flavorRef" not in s:
-            raise BadRequest(
-                "Invalid input for field/attribute server. 'flavorRef' is a required property"
-            )
-        if "imageRef" not in s:
-            raise BadRequest(
-                "Invalid input for field/attribute server. 'imageRef' is a required property"
-            )
-        flavor_ref = validation.ref(s["flavorRef"], "flavorRef")
-        image_ref = validation.ref(s["imageRef"], "imageRef")
-        _check_networks(s.get("networks"))
-        meta = validation.metadata(s.get("metadata"))
-        user_data = validation.user_data(s.get("user_data"))
-        config_drive = validation.boolean(s.get("config_drive"), "config_drive")
-        az = s.get("availability_zone")
-        if az is not None and (not isinstance(az, str) or not az):
-            raise BadRequest(
-                "Invalid input for field/attribute availability_zone. Must be a non-empty string."
-            )
-        min_count = validation.count(s.get("min_count"), "min_count")
-        max_count = validation.count(s.get("max_count", min_count), "max_count")
-        if max_count < min_count:
-            raise BadRequest("min_count must be <= max_count")
-        groups = _security_groups(s.get("security_groups"))
-        key_name = s.get("key_name")
-        now = self._clock.now()
-        created: list[tuple[str, str | None]] = []
-        with self._engine.begin() as conn:
-            flv = conn.execute(select(flavors).where(flavors.c.id == flavor_ref)).mappings().first()
-            if flv is None:
-                raise BadRequest(f"Flavor {flavor_ref} could not be found (flavorRef).")
-            img = (
-                conn.execute(
-                    select(images).where(
-                        images.c.id == image_ref,
-                        or_(images.c.visibility == "public", images.c.owner == ctx.project_id),
-                    )
-                )
-                .mappings()
-                .first()
-            )
-            if img is None:
-                raise BadRequest(f"Image {image_ref} could not be found (imageRef).")
-            if img["status"] != "active":
-                raise BadRequest(
-                    f"Image {image_ref} is not active (status {img['status']}); upload its data first."
-                )
-            public_key = None
-            if key_name is not None:
-                if not isinstance(key_name, str):
-                    raise BadRequest(
-                        "Invalid input for field/attribute key_name. Must be a string."
-                    )
-                kp = conn.execute(
-                    select(keypairs.c.public_key).where(
-                        keypairs.c.user_id == ctx.user_id, keypairs.c.name == key_name
-                    )
-                ).first()
-                if kp is None:
-                    raise BadRequest(f"Invalid key_name provided: keypair {key_name!r} not found.")
-                public_key = kp.public_key
-            if az is not None and az not in self._zones(conn):
-                raise BadRequest(f"The requested availability zone is not available: {az!r}")
-            self._check_quota(conn, ctx.project_id, max_count, flv["vcpus"], flv["ram"])
-            loads = self._scheduler.candidates(
-                conn, now, self._config.hosts.heartbeat_timeout, self._hosts.beats.snapshot()
-            )
-            seqs = next_server_seqs(conn, max_count)
-            for i in range(max_count):
-                sid = str(uuid.uuid4())
-                sname = f"{name}-{i + 1}" if max_count > 1 else name
-                host = self._scheduler.pick(loads, flv["vcpus"], flv["ram"], flv["disk"], az)
-                fault = NO_VALID_HOST
-                values: dict[str, Any] = {
-                    "id": sid, "seq": seqs[i], "project_id": ctx.project_id, "user_id": ctx.user_id,
-                    "name": sname, "hostname": validation.hostname_from(sname), "status": "BUILD",
-                    "task_state": "spawning", "deleted": False, "flavor_id": flv["id"],
-                    "vcpus": flv["vcpus"], "ram": flv["ram"], "disk": flv["disk"], "image_id": img["id"],
-                    "key_name": key_name, "public_key": public_key, "metadata": meta,
-                    "user_data": user_data, "config_drive": config_drive, "security_groups": groups,
-                    "availability_zone": az, "created_at": now, "updated_at": now, "host_keys": [],
-                    "console_log": "", "request_id": request_id,
-                    "global_request_id": global_request_id,
-                }  # fmt: skip
-                if host is not None:
-                    try:
-                        addr = self._pool.allocate(conn, sid, now)
-                    except AddressesExhausted as exc:
-                        host = None
-                        fault = f"{NO_VALID_HOST} {exc}"
-                    else:
-                        values.update(host=host.name, address=addr, mac=mac_for(addr))
-                        values["availability_zone"] = az or host.availability_zone
-                if host is None:
-                    values.update(
-                        status="ERROR", task_state=None, fault_message=fault, fault_code=500, fault_at=now,
-                        availability_zone=az or "nova",
-                    )  # fmt: skip
-                    log.warning(
-                        "server %s: %s",
-                        sid,
-                        fault,
-                        extra={"instance_id": sid, "project": ctx.project_id},
-                    )
-                conn.execute(insert(servers).values(**values))
-                created.append((sid, values.get("host")))
-        for sid, host_name in created:
-            self._hosts.notify(host_name, sid)
-        for sid, host_name in created:
+        gets with the instance and logs.
+
+        Parse (no database), then one transaction: resolve flavor, image and key, check
+        the quota under the project's row lock, place (hosts locked and re-checked,
+        addresses) and insert. If another controller filled a picked host meanwhile, or
+        PostgreSQL reports a deadlock, the transaction runs again with fresh data.
+        """
+        req = serverrequest.parse(body)
+        for attempt in range(1, CREATE_ATTEMPTS + 1):
+            try:
+                with self._engine.begin() as conn:
+                    created = self._create(conn, ctx, req, request_id, global_request_id)
+                break
+            except PlacementRaced as exc:
+                if attempt == CREATE_ATTEMPTS:
+                    raise TemporaryError(f"{NO_VALID_HOST} ({exc}; try again)") from None
+            except DBAPIError as exc:
+                if not retryable(exc) or attempt == CREATE_ATTEMPTS:
+                    raise
+        for server in created:
+            self._hosts.notify(server.host, server.id)
+        for server in created:
+            if server.host is None:
+                log.warning("server %s: %s", server.id, server.fault_message,
+                            extra={"instance_id": server.id, "project": ctx.project_id})  # fmt: skip
             log.info(
                 "server %s created on %s",
-                sid,
-                host_name or "no host",
-                extra={"instance_id": sid, "host": host_name, "project": ctx.project_id},
+                server.id,
+                server.host or "no host",
+                extra={"instance_id": server.id, "host": server.host, "project": ctx.project_id},
             )
-        return [sid for sid, _ in created]
+        return [server.id for server in created]
+
+    def _create(
+        self,
+        conn: Connection,
+        ctx: AuthContext,
+        req: serverrequest.ServerRequest,
+        request_id: str | None,
+        global_request_id: str | None,
+    ) -> list[Server]:
+        now = self._clock.now()
+        flv = conn.execute(select(flavors).where(flavors.c.id == req.flavor_ref)).mappings().first()
+        if flv is None:
+            raise BadRequest(f"Flavor {req.flavor_ref} could not be found (flavorRef).")
+        img = (
+            conn.execute(
+                select(images).where(
+                    images.c.id == req.image_ref,
+                    or_(images.c.visibility == "public", images.c.owner == ctx.project_id),
+                )
+            )
+            .mappings()
+            .first()
+        )
+        if img is None:
+            raise BadRequest(f"Image {req.image_ref} could not be found (imageRef).")
+        if img["status"] != "active":
+            raise BadRequest(
+                f"Image {req.image_ref} is not active (status {img['status']}); upload its data first."
+            )
+        public_key = None
+        if req.key_name is not None:
+            kp = conn.execute(
+                select(keypairs.c.public_key).where(
+                    keypairs.c.user_id == ctx.user_id, keypairs.c.name == req.key_name
+                )
+            ).first()
+            if kp is None:
+                raise BadRequest(f"Invalid key_name provided: keypair {req.key_name!r} not found.")
+            public_key = kp.public_key
+        az = req.availability_zone
+        if az is not None and az not in self._zones(conn):
+            raise BadRequest(f"The requested availability zone is not available: {az!r}")
+        self._check_quota(conn, ctx.project_id, req.max_count, flv["vcpus"], flv["ram"])
+        ids = [str(uuid.uuid4()) for _ in range(req.max_count)]
+        placed = self._placement.place(
+            conn, ids, Size(flv["vcpus"], flv["ram"], flv["disk"]), az, now,
+            self._config.hosts.heartbeat_timeout, self._hosts.beats.snapshot(),
+        )  # fmt: skip
+        drafts = []
+        for i, p in enumerate(placed):
+            sname = req.server_name(i)
+            ok = p.host is not None
+            drafts.append(
+                Server(
+                    id=p.server_id, seq=0, project_id=ctx.project_id, user_id=ctx.user_id,
+                    name=sname, hostname=validation.hostname_from(sname),
+                    status="BUILD" if ok else "ERROR", task_state="spawning" if ok else None,
+                    deleted=False, host=p.host, flavor_id=flv["id"], vcpus=flv["vcpus"],
+                    ram=flv["ram"], disk=flv["disk"], image_id=img["id"], key_name=req.key_name,
+                    public_key=public_key, address=p.address, mac=p.mac,
+                    availability_zone=p.availability_zone if ok else (az or "nova"),
+                    metadata=req.metadata, user_data=req.user_data,
+                    config_drive=req.config_drive, security_groups=list(req.security_groups),
+                    fault_message=None if ok else p.fault, fault_code=None if ok else 500,
+                    fault_at=None if ok else now, host_keys=[], console_log="",
+                    created_at=now, updated_at=now, launched_at=None, request_id=request_id,
+                    global_request_id=global_request_id,
+                )
+            )  # fmt: skip
+        return insert_servers(conn, drafts)
 
     def _zones(self, conn: Connection) -> set[str]:
         return {z for (z,) in conn.execute(select(hosts.c.availability_zone).distinct())} | {"nova"}
@@ -419,7 +398,7 @@ class ComputeService:
         row = self.get_server(ctx, server_id)
         now = self._clock.now()
         with self._engine.begin() as conn:
-            if row["host"] is None:
+            if row.host is None:
                 AddressPool.release(conn, server_id, now)
                 conn.execute(delete(servers).where(servers.c.id == server_id))
                 return
@@ -430,13 +409,12 @@ class ComputeService:
             )
         log.info(
             "server delete requested",
-            extra={"instance_id": server_id, "project": row["project_id"]},
+            extra={"instance_id": server_id, "project": row.project_id},
         )
-        self._hosts.notify(row["host"], server_id)
+        self._hosts.notify(row.host, server_id)
 
     def console_output(self, ctx: AuthContext, server_id: str, body: dict[str, Any]) -> str:
-        row = self.get_server(ctx, server_id)
-        text: str = row["console_log"] or ""
+        text = self.get_server(ctx, server_id).console_log or ""
         length = body.get("length")
         if length is not None:
             n = validation.positive_int(length, "length", minimum=-1)
@@ -445,40 +423,8 @@ class ComputeService:
         return text
 
 
-def _check_networks(value: Any) -> None:
-    if value is None or value in ("auto", "none"):
-        return
-    if not isinstance(value, list):
-        raise BadRequest(
-            "Invalid input for field/attribute networks. Must be 'auto', 'none' or a list."
-        )
-    for i, net in enumerate(value):
-        if not isinstance(net, dict):
-            raise BadRequest(f"Invalid input for field/attribute networks[{i}]. Must be an object.")
-        uuid_ = net.get("uuid")
-        if uuid_ is not None and uuid_ not in ("public",) and not isinstance(uuid_, str):
-            raise BadRequest(
-                f"Invalid input for field/attribute networks[{i}].uuid. Must be a string."
-            )
-
-
-def _security_groups(value: Any) -> list[str]:
-    if value is None:
-        return ["default"]
-    if not isinstance(value, list):
-        raise BadRequest("Invalid input for field/attribute security_groups. Must be a list.")
-    out = []
-    for i, g in enumerate(value):
-        if not isinstance(g, dict) or not isinstance(g.get("name"), str):
-            raise BadRequest(
-                f"Invalid input for field/attribute security_groups[{i}]. Needs a 'name'."
-            )
-        out.append(g["name"])
-    return out
-
-
-def _filter_names(rows: list[Any], pattern: str) -> list[Any]:
+def _filter_names(rows: list[Server], pattern: str) -> list[Server]:
     """Nova's ?name= is a regular expression matched anywhere in the name (RE2: linear
     time, so no pattern can stall a worker)."""
     matches = compile_name_filter(pattern)
-    return [r for r in rows if matches(r["name"])]
+    return [r for r in rows if matches(r.name)]

@@ -354,7 +354,7 @@ class HostService:
             return []
         downed: list[str] = []
         with self._engine.begin() as conn:
-            for name, _ in stale:
+            for name, _ in sorted(stale):  # name order, as placement locks hosts
                 # judged again under the write lock: a heartbeat may have come meanwhile
                 last = self.beats.freshest(name, float("-inf"))
                 if last >= cutoff:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine, delete, insert, select, update
 
+from rackpool.cloud.db.engine import reader
 from rackpool.cloud.db.schema import projects, role_assignments, tokens, users
 from rackpool.core.clock import Clock
 from rackpool.core.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized
@@ -82,6 +83,7 @@ class IdentityService:
         self, engine: Engine, clock: Clock, ttl: float, admin_project: str = "admin"
     ) -> None:
         self._engine = engine
+        self._read = reader(engine)
         self._clock = clock
         self._ttl = ttl
         self._admin_project = admin_project
@@ -243,10 +245,23 @@ class IdentityService:
         ctx = self._cache.get(digest)
         if ctx is None:
             ctx = self._load(digest)
+        elif not self._still_valid(digest):
+            # revoked (maybe through another controller on the same database) or purged
+            self._cache.pop(digest, None)
+            raise Unauthorized("The request you have made requires authentication.")
         if ctx.expires_at <= self._clock.now():
             self._cache.pop(digest, None)
             raise Unauthorized("The token has expired.")
         return ctx
+
+    def _still_valid(self, digest: str) -> bool:
+        """Whether a cached token is still unrevoked in the database: one primary-key
+        read, so a token revoked through one controller stops working on every one."""
+        with self._read.connect() as conn:
+            revoked = conn.execute(
+                select(tokens.c.revoked).where(tokens.c.token_hash == digest)
+            ).scalar()
+        return revoked is not None and not revoked
 
     def _load(self, digest: str) -> AuthContext:
         with self._engine.connect() as conn:

@@ -123,12 +123,15 @@ class AddressPool:
 
     @staticmethod
     def release(conn: Connection, server_id: str, now: float) -> None:
-        held = [a for (a,) in conn.execute(
-            select(addresses.c.address).where(addresses.c.server_id == server_id)
-        )]  # fmt: skip
+        """Free the addresses of ``server_id``; of two controllers releasing at once
+        (an agent's report retried on the other one) only the one that deleted them
+        puts them on the free list."""
+        held = list(conn.execute(
+            delete(addresses).where(addresses.c.server_id == server_id)
+            .returning(addresses.c.address)
+        ).scalars())  # fmt: skip
         if not held:
             return
-        conn.execute(delete(addresses).where(addresses.c.server_id == server_id))
         conn.execute(
             insert(free_addresses),
             [{"address": a, "ip": int(ipaddress.ip_address(a)), "released_at": now} for a in held],
