@@ -232,6 +232,7 @@ class TestHost:
     known_hosts: Path
     workdir: Path
     host_keys: tuple[str, ...] = ()
+    instance_address: str | None = None  # on the instance network, once cabled
     port: int = 22
     user: str = "root"
 
@@ -249,13 +250,15 @@ class TestHost:
             "-o", "LogLevel=ERROR",
         ]  # fmt: skip
 
+    def ssh_argv(self, cmd: str) -> list[str]:
+        return ["ssh", *self.ssh_args(), f"{self.user}@{self.address}", cmd]
+
     def ssh(
         self, cmd: str, timeout: float = 60, input: str | None = None, check: bool = False
     ) -> subprocess.CompletedProcess[str]:
         """Run ``cmd`` on the host through its sshd (like Ansible does)."""
-        argv = ["ssh", *self.ssh_args(), f"{self.user}@{self.address}", cmd]
         proc = subprocess.run(
-            argv, input=input, capture_output=True, text=True, timeout=timeout, check=False,
+            self.ssh_argv(cmd), input=input, capture_output=True, text=True, timeout=timeout, check=False,
             stdin=None if input is not None else subprocess.DEVNULL,
         )  # fmt: skip
         if check and proc.returncode != 0:
@@ -340,6 +343,55 @@ class HostSet:
 
     def _address(self, index: int) -> str:
         return str(self.subnet.network_address + 2 + index)
+
+    # -- the rack's instance network ---------------------------------------------------
+    @property
+    def instance_cidr(self) -> str:
+        """This set's instance segment: 198.19.(101 + slot).0/24."""
+        return f"198.19.{101 + self.slot}.0/24"
+
+    @property
+    def instance_gateway(self) -> str:
+        return f"198.19.{101 + self.slot}.1"
+
+    def instance_address(self, index: int) -> str:
+        """A host's own address on the instance segment: .250 - index (the region's
+        allocator hands out instance addresses from the bottom)."""
+        return f"198.19.{101 + self.slot}.{250 - index}"
+
+    def instance_network(self, names: Iterable[str], host_bridge: str = "rpbr0") -> None:
+        """Cable ``names`` to the rack's instance network, a second L2 segment.
+
+        On this machine: bridge ``rptn<slot>`` with the gateway (``instance_gateway``;
+        this machine routes nothing further, so instances have no way out). In each
+        host: ``eth1`` on it, enslaved to ``host_bridge`` — the bridge the agent plugs
+        instances into — which carries the host's own address there, as a real host's
+        bridge would from its OS network config. So instances of every compute host
+        share one segment, and every cabled host (a pool host too) reaches them.
+        """
+        net = ipaddress.ip_network(self.instance_cidr)
+        seg = f"rptn{self.slot}"
+        if not Path("/sys/class/net", seg).exists():
+            _check(["ip", "link", "add", seg, "type", "bridge"])
+            self._made.links.append(seg)
+            _check(["ip", "addr", "add", f"{self.instance_gateway}/{net.prefixlen}", "dev", seg])
+            _check(["ip", "link", "set", seg, "up"])
+        for name in names:
+            host = self.hosts[name]
+            index = self.names.index(name)
+            veth = f"rptn{self.slot}" + hashlib.sha1(name.encode()).hexdigest()[:8]
+            _check(["ip", "link", "add", veth, "type", "veth", "peer", "name", "eth1",
+                    "netns", host.netns])  # fmt: skip
+            self._made.links.append(veth)
+            _check(["ip", "link", "set", veth, "master", seg, "up"])
+            batch = (
+                f"link add {host_bridge} type bridge\n"
+                f"link set eth1 master {host_bridge} up\n"
+                f"addr add {self.instance_address(index)}/{net.prefixlen} dev {host_bridge}\n"
+                f"link set {host_bridge} up\n"
+            )
+            _check(["ip", "-n", host.netns, "-batch", "-"], input=batch)
+            host.instance_address = self.instance_address(index)
 
     # -- lifecycle ---------------------------------------------------------------------
     def __enter__(self) -> HostSet:
@@ -749,7 +801,8 @@ def _clean_dead_slot(slot: int) -> None:
             if ns.name.startswith(prefix):
                 _run(["ip", "netns", "del", ns.name])
     for link in Path("/sys/class/net").iterdir():
-        if link.name == f"rptb{slot}" or (
-            link.name.startswith(f"rpth{slot}") and len(link.name) == len(f"rpth{slot}") + 8
+        stem = len(f"rpth{slot}") + 8
+        if link.name in (f"rptb{slot}", f"rptn{slot}") or (
+            link.name.startswith((f"rpth{slot}", f"rptn{slot}")) and len(link.name) == stem
         ):
             _run(["ip", "link", "del", link.name])

@@ -9,8 +9,11 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from tests.support.testhosts import CGROUP_PARENT, NETNS_DIR, HostSet, test_hosts
+
+from rackpool.core.clock import wait_for
 
 pytestmark = [pytest.mark.root]
 
@@ -22,6 +25,7 @@ NESTED_ADDRESS = "198.19.109.2"
 @pytest.fixture(scope="module")
 def hosts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostSet]:
     with test_hosts(tmp_path_factory.mktemp("hosts"), ["h1", "h2"]) as hs:
+        hs.instance_network(["h1", "h2"])
         yield hs
 
 
@@ -66,24 +70,29 @@ def test_preinstalled_tools(hosts: HostSet) -> None:
     assert out.stdout.strip().endswith("ok")
 
 
-NESTED_SETUP = f"""
+def nested_setup(bridge: str, address: str, gateway: str | None) -> str:
+    """Inside a host: an instance netns on ``bridge`` (made, with ``gateway``, if given)."""
+    make = (
+        f"ip link add {bridge} type bridge\nip addr add {gateway}/24 dev {bridge}\n"
+        f"ip link set {bridge} up\n"
+        if gateway
+        else ""
+    )
+    return f"""
 set -e
 d=/var/tmp/nested
 rm -rf $d; mkdir -p $d/rootfs/usr $d/rootfs/proc $d/rootfs/dev $d/rootfs/sys $d/rootfs/tmp
 for l in bin sbin lib lib64; do ln -s usr/$l $d/rootfs/$l; done
-ip link add rpnbr0 type bridge
-ip addr add {NESTED_GATEWAY}/24 dev rpnbr0
-ip link set rpnbr0 up
-ip netns add inst1
+{make}ip netns add inst1
 ip link add rpnv1 type veth peer name eth0 netns inst1
-ip link set rpnv1 master rpnbr0 up
+ip link set rpnv1 master {bridge} up
 ip -n inst1 link set lo up
-ip -n inst1 addr add {NESTED_ADDRESS}/24 dev eth0
+ip -n inst1 addr add {address}/24 dev eth0
 ip -n inst1 link set eth0 up
 """
 
 
-def _nested_config() -> dict[str, object]:
+def _nested_config(ping: str = NESTED_GATEWAY) -> dict[str, object]:
     def mount(dest: str, typ: str, src: str, opts: list[str]) -> dict[str, object]:
         return {"destination": dest, "type": typ, "source": src, "options": opts}
 
@@ -97,7 +106,7 @@ def _nested_config() -> dict[str, object]:
                 "/bin/sh",
                 "-c",
                 "echo nested:$(hostname):$$; ip -o -4 addr show eth0; "
-                f"ping -c1 -W2 {NESTED_GATEWAY} >/dev/null && echo gateway-ok",
+                f"ping -c1 -w5 {ping} >/dev/null && echo gateway-ok",
             ],
             "env": ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"],
             "cwd": "/",
@@ -123,19 +132,42 @@ def _nested_config() -> dict[str, object]:
     }
 
 
-def test_nested_runc_inside_a_host(hosts: HostSet) -> None:
-    """What the container driver does on a compute host: runc in its own netns on a bridge."""
-    h2 = hosts.hosts["h2"]
-    h2.ssh("bash -s", input=NESTED_SETUP, check=True)
-    h2.ssh("cat > /var/tmp/nested/config.json", input=json.dumps(_nested_config()), check=True)
-    proc = h2.ssh("cd /var/tmp/nested && runc run nested1", timeout=60)
-    assert proc.returncode == 0, proc.stderr
-    lines = proc.stdout.splitlines()
+def test_nested_runc_inside_a_host_on_the_instance_network(hosts: HostSet) -> None:
+    """What the container driver does on a compute host: runc in its own netns on the
+    host's instance bridge, reachable from the other host and from this machine."""
+    h1, h2 = hosts.hosts["h1"], hosts.hosts["h2"]
+    address = hosts.instance_address(0).rsplit(".", 1)[0] + ".10"
+    h2.ssh("bash -s", input=nested_setup("rpbr0", address, None), check=True)
+    config = _nested_config(ping=hosts.instance_gateway)
+    config["process"]["args"][-1] += (
+        f"; ping -c1 -w5 {h1.instance_address} >/dev/null && echo h1-ok; "
+        "timeout 5 python3 -m http.server -b 0.0.0.0 8080 >/dev/null 2>&1; true"  # type: ignore[index]
+    )
+    h2.ssh("cat > /var/tmp/nested/config.json", input=json.dumps(config), check=True)
+    run = subprocess.Popen(h2.ssh_argv("cd /var/tmp/nested && runc run nested1"),
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        # while it runs: this machine and the other host reach the nested instance
+        wait_for(lambda: _answers(f"http://{address}:8080/"), 10, "the nested instance")
+        assert h1.ssh(f"ping -c1 -W2 {address}").returncode == 0
+        out, err = run.communicate(timeout=60)
+    finally:
+        run.kill()
+        run.wait()
+    assert run.returncode == 0, err
+    lines = out.splitlines()
     assert lines[0] == "nested:inst1:1"  # its own pid and uts namespaces
-    assert f"inet {NESTED_ADDRESS}/24" in lines[1]
-    assert lines[2] == "gateway-ok"  # the instance bridge lives in the host's netns
+    assert f"inet {address}/24" in lines[1]
+    assert lines[2:4] == ["gateway-ok", "h1-ok"]
     # and its cgroup sat below the host's (it is gone now: runc run deletes on exit)
     assert h2.ssh("runc list -q").stdout.strip() == ""
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 def _leftovers(hs: HostSet, workdir: Path) -> list[str]:
@@ -168,7 +200,8 @@ def test_teardown_leaves_nothing(tmp_path: Path) -> None:
     with test_hosts(tmp_path, ["t1"]) as hs:
         t1 = hs.hosts["t1"]
         t1.ssh("systemd-run --unit=busy sleep 1000", check=True)
-        t1.ssh("bash -s", input=NESTED_SETUP, check=True)
+        t1.ssh("bash -s", input=nested_setup("rpnbr0", NESTED_ADDRESS, NESTED_GATEWAY),
+               check=True)  # fmt: skip
         t1.ssh("cat > /var/tmp/nested/config.json", input=json.dumps(
             {**_nested_config(), "process": {**_nested_config()["process"],  # type: ignore[dict-item]
                                              "args": ["/bin/sleep", "1000"]}}), check=True)  # fmt: skip
