@@ -96,6 +96,41 @@ class VmRack:
     def qemu_alive(self, server_id: str) -> bool:
         return Path(f"/run/libvirt/qemu/rackpool-{server_id}.pid").exists()
 
+    def tap(self, server_id: str) -> str:
+        """The host-side tap device of the server's running domain (libvirt's vnetN)."""
+        out = subprocess.run(
+            ["virsh", "-c", "qemu:///system", "domiflist", f"rackpool-{server_id}"],
+            capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+        taps = [line.split()[0] for line in out.splitlines()[2:] if line.strip()]
+        if len(taps) != 1:
+            raise AssertionError(f"expected one interface, virsh says:\n{out}")
+        return taps[0]
+
+    def leftovers(self, server_id: str, tap: str) -> list[str]:
+        """What is still on this host of a deleted server; [] when delete left nothing."""
+        name = f"rackpool-{server_id}"
+        found = []
+        domains = subprocess.run(
+            ["virsh", "-c", "qemu:///system", "list", "--all", "--name"],
+            capture_output=True, text=True, check=True,
+        ).stdout.split()  # fmt: skip
+        if name in domains:
+            found.append(f"domain {name}")
+        d = self.state_dir / "libvirt" / server_id
+        if d.exists():  # disk.qcow2, config.iso, console.log
+            found.append(f"instance dir {d}: {sorted(p.name for p in d.iterdir())}")
+        for f in (Path(f"/run/libvirt/qemu/{name}.pid"), Path(f"/var/log/libvirt/qemu/{name}.log")):
+            if f.exists():
+                found.append(str(f))
+        if Path(f"/sys/class/net/{tap}").exists():
+            found.append(f"tap {tap}")
+        ports = subprocess.run(["ip", "-o", "link", "show", "master", self.bridge],
+                               capture_output=True, text=True, check=False).stdout  # fmt: skip
+        if f" {tap}:" in ports or f" {tap}@" in ports:
+            found.append(f"bridge port {tap} on {self.bridge}")
+        return found
+
 
 def _agent_config(url: str, host: str, state: Path, bridge: str, switch: str) -> dict[str, Any]:
     return {
@@ -156,7 +191,8 @@ def _destroy_leftovers(state: Path, host: str, bridge: str) -> None:
     """Domains the agent did not remove (it died?) go with the driver directly."""
     from rackpool.agent.virt.libvirt import LibvirtConfig, LibvirtDriver
 
-    d = LibvirtDriver(LibvirtConfig(domain_type="qemu"), state, host, bridge)
+    # ready_timeout 0: list guests still booting too (a driver would leave them to a spawn)
+    d = LibvirtDriver(LibvirtConfig(domain_type="qemu", ready_timeout=0), state, host, bridge)
     try:
         for inst in d.list():
             log.warning("destroying leftover domain of %s", inst.id)

@@ -127,6 +127,22 @@ def test_lifecycle(driver: LibvirtDriver, base_image: LocalImage) -> None:
     driver.destroy(s.id)  # idempotent
 
 
+def test_a_spawn_after_an_interrupted_one_starts_clean(
+    driver: LibvirtDriver, conn: Any, base_image: LocalImage
+) -> None:
+    """An agent killed mid-spawn left a directory, or a domain defined but not started:
+    the next spawn of that instance removes both and makes a working instance."""
+    half = spec()
+    (driver.base / half.id).mkdir(parents=True)
+    (driver.base / half.id / "disk.qcow2").write_bytes(b"half-written")
+    do_spawn(driver, half, base_image)
+    assert [(i.id, i.running) for i in driver.list()] == [(half.id, True)]
+    assert (driver.base / half.id / "disk.qcow2").read_bytes()[:4] == b"QFI\xfb"
+    conn.lookupByName(f"rackpool-{half.id}").destroy()  # defined, not running
+    do_spawn(driver, half, base_image)
+    assert [(i.id, i.running) for i in driver.list()] == [(half.id, True)]
+
+
 def test_adoption_by_a_fresh_driver(
     driver: LibvirtDriver, conn: Any, base_image: LocalImage
 ) -> None:

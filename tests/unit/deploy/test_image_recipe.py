@@ -6,7 +6,11 @@ import dataclasses
 import json
 from pathlib import Path
 
-from rackpool.deploy.images import BuiltImage, build_image, debian_cloud
+import pytest
+
+from rackpool.deploy.images import BuiltImage, ImageBuildError, build_image, debian_cloud
+from rackpool.deploy.images.build import apt_preferences, check_pins
+from rackpool.deploy.images.recipe import CLOUD_PACKAGES, load_lock, lock_text
 from rackpool.deploy.images.upload import properties, qcow2_properties
 
 
@@ -52,3 +56,34 @@ def test_glance_properties_record_what_went_in(tmp_path: Path) -> None:
         "cloud-init=22.4.2-1",
         "openssh-server=1:9.2p1-2",
     ]
+
+
+def test_the_default_recipe_pins_every_package_to_one_version(tmp_path: Path) -> None:
+    recipe = debian_cloud()
+    pins = dict(recipe.pins)
+    assert set(CLOUD_PACKAGES) <= pins.keys()  # the listed packages and all they pull in
+    assert {"dpkg", "libc6", "systemd", "python3"} <= pins.keys()
+    assert recipe.digest() != debian_cloud(pins=()).digest()  # unpinned is another image
+    changed = (*recipe.pins[:-1], (recipe.pins[-1][0], "0.0-other"))
+    assert recipe.digest() != debian_cloud(pins=changed).digest()
+    # a lock written from a build's package list reads back as the same pins
+    (tmp_path / "x.lock.yaml").write_text(lock_text(pins, "bookworm"))
+    assert load_lock(tmp_path / "x.lock.yaml") == recipe.pins
+
+
+def test_apt_is_told_to_install_exactly_the_pinned_versions() -> None:
+    prefs = apt_preferences((("bash", "5.2.15-2+b13"), ("openssh-server", "1:9.2p1-2+deb12u7")))
+    assert prefs.split("\n\n")[:2] == [
+        "Package: bash\nPin: version 5.2.15-2+b13\nPin-Priority: 1001",
+        "Package: openssh-server\nPin: version 1:9.2p1-2+deb12u7\nPin-Priority: 1001",
+    ]
+
+
+def test_a_build_that_strays_from_the_pins_fails_naming_each_difference() -> None:
+    pins = {"bash": "5.2.15-2+b13", "dash": "0.5.12-2"}
+    check_pins(pins, dict(pins))  # the same set: fine
+    with pytest.raises(ImageBuildError) as err:
+        check_pins(pins, {"bash": "5.2.15-2+b14", "dash": "0.5.12-2", "vim": "2:9.0"})
+    assert "bash: pinned 5.2.15-2+b13, installed 5.2.15-2+b14" in err.value.message
+    assert "vim: pinned -, installed 2:9.0" in err.value.message
+    assert "2 differences" in err.value.message

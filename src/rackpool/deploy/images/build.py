@@ -9,8 +9,14 @@ boots by direct kernel boot, the kernel and initrd being copied next to the qcow
 found in the filesystem's ``/boot`` by the libvirt driver, docs/images.md).
 
 Each format has its own cache directory ``<cache>/<recipe hash>/<format>/`` holding
-``disk.qcow2`` or ``rootfs.tar.gz``, ``vmlinuz``, ``initrd.img`` and ``image.json``
-(recipe, hash, package list with versions, step times), all from one build. A build runs
+``disk.qcow2`` or ``rootfs.tar.gz``, ``vmlinuz``, ``initrd.img``, ``image.json``
+(recipe, hash, package list with versions, step times) and ``packages.lock.yaml`` (the
+same list as a lock file, to pin a recipe with), all from one build.
+
+A pinned recipe (``Recipe.pins``) is built with an apt preferences file pinning each
+package to its version (priority 1001, so apt takes exactly it), copied into the tree
+before mmdebstrap resolves anything and removed again afterwards (the guest's apt may
+upgrade as usual); the installed list must then equal the pins, else the build fails. A build runs
 in a temporary directory renamed into place, under a lock, so concurrent builds of one
 recipe build once and a killed build leaves no half image.
 """
@@ -31,7 +37,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from rackpool.core.errors import RackpoolError
-from rackpool.deploy.images.recipe import DEFAULT_CACHE, Recipe
+from rackpool.deploy.images.recipe import DEFAULT_CACHE, Recipe, lock_text
 
 log = logging.getLogger("rackpool.deploy.images")
 
@@ -40,6 +46,7 @@ FILES: dict[str, str] = {"qcow2": "disk.qcow2", "rootfs": "rootfs.tar.gz"}
 # Documentation and translations are not needed in a CI guest; they are a third of it.
 DPKG_EXCLUDES = ("/usr/share/doc/*", "/usr/share/man/*", "/usr/share/locale/*",
                  "/usr/share/info/*")  # fmt: skip
+PINS_FILE = "rackpool-pins"
 TOOLS = {"mmdebstrap": "mmdebstrap", "mkfs.ext4": "e2fsprogs", "qemu-img": "qemu-utils"}
 
 
@@ -120,12 +127,16 @@ def _build(recipe: Recipe, fmt: Format, work: Path, say: Progress) -> dict[str, 
     def step(n: int, what: str) -> None:
         say(f"[{n}/{steps}] {what} (+{time.monotonic() - t0:.0f}s)")
 
-    step(1, f"mmdebstrap {recipe.suite} minbase with {len(recipe.packages)} packages")
+    pinned = f", {len(recipe.pins)} pinned versions" if recipe.pins else ", unpinned"
+    step(1, f"mmdebstrap {recipe.suite} minbase with {len(recipe.packages)} packages{pinned}")
     t = time.monotonic()
-    _mmdebstrap(recipe, rootfs, say)
+    _mmdebstrap(recipe, rootfs, work, say)
     seconds["mmdebstrap"] = time.monotonic() - t
     step(2, "configure cloud-init, fstab, host keys; copy out kernel and initrd")
     packages = _packages(rootfs)
+    if recipe.pins:
+        check_pins(dict(recipe.pins), packages)
+    (work / "packages.lock.yaml").write_text(lock_text(packages, recipe.suite))
     kernel_version = _configure(recipe, rootfs, work)
     if fmt == "qcow2":
         step(3, f"mkfs.ext4 -d into a {recipe.size_gb} GiB disk")
@@ -158,10 +169,15 @@ def _build(recipe: Recipe, fmt: Format, work: Path, say: Progress) -> dict[str, 
     }
 
 
-def _mmdebstrap(recipe: Recipe, rootfs: Path, say: Progress) -> None:
+def _mmdebstrap(recipe: Recipe, rootfs: Path, work: Path, say: Progress) -> None:
     cmd = ["mmdebstrap", "--mode=root", "--variant=minbase",
            f"--include={','.join(recipe.packages)}"]  # fmt: skip
     cmd += [f"--dpkgopt=path-exclude={p}" for p in DPKG_EXCLUDES]
+    if recipe.pins:
+        prefs = work / PINS_FILE
+        prefs.write_text(apt_preferences(recipe.pins))
+        cmd += [f"--setup-hook=copy-in {prefs} /etc/apt/preferences.d/",
+                f'--customize-hook=rm -f "$1/etc/apt/preferences.d/{PINS_FILE}"']  # fmt: skip
     cmd += [recipe.suite, str(rootfs), recipe.mirror]
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive", "LC_ALL": "C.UTF-8"}
     proc = subprocess.Popen(
@@ -174,8 +190,29 @@ def _mmdebstrap(recipe: Recipe, rootfs: Path, say: Progress) -> None:
         tail = (tail + [line])[-20:]
         if line.startswith("I: ") and not line.startswith("I: running"):
             say(f"  {line[3:]}")
-    if proc.wait() != 0:
+    rc = proc.wait()
+    (work / PINS_FILE).unlink(missing_ok=True)
+    if rc != 0:
         raise ImageBuildError("mmdebstrap failed:\n" + "\n".join(tail))
+
+
+def apt_preferences(pins: tuple[tuple[str, str], ...]) -> str:
+    """apt_preferences(5) stanzas making apt install exactly these versions."""
+    return "".join(
+        f"Package: {name}\nPin: version {version}\nPin-Priority: 1001\n\n" for name, version in pins
+    )
+
+
+def check_pins(pins: dict[str, str], got: dict[str, str]) -> None:
+    """The installed packages must be exactly the pinned ones, at the pinned versions."""
+    diff = [f"{n}: pinned {pins.get(n, '-')}, installed {got.get(n, '-')}"
+            for n in sorted(pins.keys() | got.keys()) if pins.get(n) != got.get(n)]  # fmt: skip
+    if diff:
+        raise ImageBuildError(
+            f"the build did not install the pinned package set ({len(diff)} differences; "
+            "the mirror no longer serves these versions? renew the lock from a --no-pins "
+            "build or use a snapshot.debian.org mirror):\n  " + "\n  ".join(diff[:30])
+        )
 
 
 def _packages(rootfs: Path) -> dict[str, str]:

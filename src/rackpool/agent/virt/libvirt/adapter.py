@@ -6,6 +6,12 @@ the cached image), ``config.iso`` (OpenStack config drive, see ``configdrive``) 
 carries our metadata element with the instance id, so ``list`` finds our domains
 again after an agent restart (libvirtd keeps them running). libvirt is imported only
 in this package; its errors become DriverError / SpawnError / DriverUnavailable.
+
+An agent killed while a guest boots (before cloud-init printed its host keys) leaves
+the domain running: a new driver does not list such a domain while the boot may still
+finish (``ready_timeout`` after its config drive was written), so the agent spawns the
+instance again, and ``spawn`` adopts the running domain and waits for its keys instead of
+starting a second guest; what a killed spawn left half-made is removed and made anew.
 """
 
 from __future__ import annotations
@@ -81,6 +87,8 @@ class LibvirtDriver:
             raise DriverUnavailable(f"{config.qemu_img} not found; install package qemu-utils")
         self.boot_cache = self.state_dir / "libvirt-boot"
         self._boot_lock = threading.Lock()
+        self._spawning: set[str] = set()  # instance ids whose spawn runs in this process
+        self._spawning_lock = threading.Lock()
         self.domain_type = config.domain_type
         if self.domain_type == "auto":
             self.domain_type = choose_domain_type(
@@ -113,18 +121,46 @@ class LibvirtDriver:
     ) -> InstanceState:
         extra = {"host": self.host, "instance_id": instance.id}
         t0 = time.monotonic()
+        with self._spawning_lock:
+            self._spawning.add(instance.id)
         try:
-            xml = self._prepare(instance, image, flavor, network, keys, user_data)
-            dom = self.conn.defineXML(xml)
-            dom.create()
+            if self._running(instance.id) and self._boot_age(instance.id) is not None:
+                log.info("adopting the boot in progress of a previous agent", extra=extra)
+            else:
+                if self._dir(instance.id).exists() or self._lookup(instance.id) is not None:
+                    log.info("removing what an interrupted spawn left", extra=extra)
+                    self.destroy(instance.id)
+                xml = self._prepare(instance, image, flavor, network, keys, user_data)
+                dom = self.conn.defineXML(xml)
+                dom.create()
             host_keys = self._wait_ready(instance.id)
         except Exception as exc:
             console = self.console_log(instance.id)[-800:]
             log.warning("spawn failed, cleaning up: %s", exc, extra=extra)
             self.destroy(instance.id)
             raise SpawnError(f"spawn failed: {exc}; console tail: {console}") from exc
+        finally:
+            with self._spawning_lock:
+                self._spawning.discard(instance.id)
         log.info("spawned in %.3fs", time.monotonic() - t0, extra=extra)
         return InstanceState(instance.id, True, host_keys)
+
+    def _boot_age(self, instance_id: str) -> float | None:
+        """Seconds since this instance's domain was set up (its config drive written)."""
+        try:
+            return max(0.0, time.time() - (self._dir(instance_id) / "config.iso").stat().st_mtime)
+        except FileNotFoundError:
+            return None
+
+    def _booting_elsewhere(self, instance_id: str, running: bool, keys: tuple[str, ...]) -> bool:
+        """A guest still booting that no spawn in this process waits for (its agent died)."""
+        if not running or keys or self.config.ready_timeout <= 0 or self._is_test:
+            return False
+        with self._spawning_lock:
+            if instance_id in self._spawning:
+                return False
+        age = self._boot_age(instance_id)
+        return age is not None and age < self.config.ready_timeout
 
     def _prepare(
         self,
@@ -197,8 +233,10 @@ class LibvirtDriver:
         A guest that shows none within ready_timeout failed to boot (SpawnError)."""
         if self.config.ready_timeout <= 0 or self._is_test:
             return ()
+        # counted from the domain's start: an adopted boot gets what is left of it
+        left = max(1.0, self.config.ready_timeout - (self._boot_age(instance_id) or 0.0))
         try:
-            for _ in iterate_timeout(self.config.ready_timeout, "guest host keys", interval=0.5):
+            for _ in iterate_timeout(left, "guest host keys", interval=0.5):
                 keys = parse_host_keys(self.console_log(instance_id))
                 if keys:
                     return keys
@@ -242,6 +280,10 @@ class LibvirtDriver:
                     raise DriverError(f"libvirt destroy of {instance_id}: {exc}") from exc
         if d.exists():
             shutil.rmtree(d)
+        if self.config.qemu_log_dir and not self._is_test:  # libvirt keeps it after undefine
+            (Path(self.config.qemu_log_dir) / f"{self.domain_name(instance_id)}.log").unlink(
+                missing_ok=True
+            )
         log.info("destroyed", extra={"host": self.host, "instance_id": instance_id})
 
     def list(self) -> list[InstanceState]:
@@ -261,11 +303,14 @@ class LibvirtDriver:
                 raise DriverError(f"libvirt list: {exc}") from exc
             if iid is None:
                 continue
+            keys = parse_host_keys(self.console_log(iid))
+            if self._booting_elsewhere(iid, running, keys):
+                continue  # the agent spawns it again; spawn adopts this boot (see above)
             out.append(
                 InstanceState(
                     iid,
                     running=running,
-                    host_keys=parse_host_keys(self.console_log(iid)),
+                    host_keys=keys,
                     detail="running" if running else "shut off",
                 )
             )

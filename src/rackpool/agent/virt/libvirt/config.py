@@ -34,6 +34,11 @@ class LibvirtConfig(BaseModel):
         description="run qemu as root (static DAC label): the disks live in the agent's "
         "0700 state dir, which libvirt's qemu user cannot enter",
     )
+    qemu_log_dir: str = Field(
+        "/var/log/libvirt/qemu",
+        description="where libvirtd writes each domain's qemu log (<domain>.log); destroy "
+        "removes the instance's log there, as it removes everything else; '' keeps them",
+    )
     ready_timeout: float = Field(
         900.0,
         ge=0,
