@@ -8,6 +8,7 @@ import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -92,7 +93,7 @@ ip -n inst1 link set eth0 up
 """
 
 
-def _nested_config(ping: str = NESTED_GATEWAY) -> dict[str, object]:
+def _nested_config(ping: str = NESTED_GATEWAY) -> dict[str, Any]:
     def mount(dest: str, typ: str, src: str, opts: list[str]) -> dict[str, object]:
         return {"destination": dest, "type": typ, "source": src, "options": opts}
 
@@ -141,7 +142,7 @@ def test_nested_runc_inside_a_host_on_the_instance_network(hosts: HostSet) -> No
     config = _nested_config(ping=hosts.instance_gateway)
     config["process"]["args"][-1] += (
         f"; ping -c1 -w5 {h1.instance_address} >/dev/null && echo h1-ok; "
-        "timeout 5 python3 -m http.server -b 0.0.0.0 8080 >/dev/null 2>&1; true"  # type: ignore[index]
+        "timeout 5 python3 -m http.server -b 0.0.0.0 8080 >/dev/null 2>&1; true"
     )
     h2.ssh("cat > /var/tmp/nested/config.json", input=json.dumps(config), check=True)
     run = subprocess.Popen(h2.ssh_argv("cd /var/tmp/nested && runc run nested1"),
@@ -203,7 +204,7 @@ def test_teardown_leaves_nothing(tmp_path: Path) -> None:
         t1.ssh("bash -s", input=nested_setup("rpnbr0", NESTED_ADDRESS, NESTED_GATEWAY),
                check=True)  # fmt: skip
         t1.ssh("cat > /var/tmp/nested/config.json", input=json.dumps(
-            {**_nested_config(), "process": {**_nested_config()["process"],  # type: ignore[dict-item]
+            {**_nested_config(), "process": {**_nested_config()["process"],
                                              "args": ["/bin/sleep", "1000"]}}), check=True)  # fmt: skip
         t1.ssh("cd /var/tmp/nested && runc run -d nested1 </dev/null >/dev/null 2>&1",
                check=True)  # fmt: skip
