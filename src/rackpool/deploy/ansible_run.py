@@ -146,9 +146,7 @@ def run(
         argv.append("-" + "v" * min(verbose, 4))
     env = dict(os.environ, ANSIBLE_CONFIG=str(ansible_dir / "ansible.cfg"),
                ANSIBLE_FORCE_COLOR="0", PYTHONUNBUFFERED="1")  # fmt: skip
-    result = Result(rc=0)
-    in_recap = False
-    last_fatal: tuple[str, list[str]] | None = None
+    parser = OutputParser()
     with subprocess.Popen(
         argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
         cwd=str(ansible_dir), start_new_session=True,
@@ -158,47 +156,79 @@ def run(
             for line in proc.stdout:
                 out.write(line)
                 out.flush()
-                if line.startswith("PLAY RECAP"):
-                    in_recap = True
-                    continue
-                m = _FATAL.match(line)
-                if m:
-                    last_fatal = (m.group("host"), [line.split("=>", 1)[-1].strip()])
-                    result.fatal.append((m.group("host"), ""))
-                elif (
-                    last_fatal is not None
-                    and line.strip()
-                    and not line.startswith(
-                        ("TASK ", "PLAY ", "RUNNING HANDLER", "NO MORE HOSTS", "ok:", "changed:")
-                    )
-                ):
-                    last_fatal[1].append(line.strip())
-                else:
-                    if last_fatal is not None:
-                        result.fatal[-1] = (last_fatal[0], _message(last_fatal[1]))
-                    last_fatal = None
-                r = _RECAP.match(line) if in_recap else None
-                if r:
-                    result.hosts[r.group("host")] = {
-                        k: int(r.group(k)) for k in ("ok", "changed", "unreachable", "failed")
-                    }
+                parser.feed(line)
         except BaseException:
             proc.terminate()
             raise
-        result.rc = proc.wait()
-    if last_fatal is not None:
-        result.fatal[-1] = (last_fatal[0], _message(last_fatal[1]))
-    return result
+        rc = proc.wait()
+    return parser.result(rc)
+
+
+class OutputParser:
+    """Reads ``ansible-playbook``'s default output: the PLAY RECAP and each fatal error."""
+
+    _TASK_LINES = ("TASK ", "PLAY ", "RUNNING HANDLER", "NO MORE HOSTS", "ok:", "changed:",
+                   "skipping:", "included:", "fatal:", "failed:")  # fmt: skip
+
+    def __init__(self) -> None:
+        self._result = Result(rc=0)
+        self._in_recap = False
+        self._fatal: tuple[str, list[str]] | None = None
+
+    def feed(self, line: str) -> None:
+        if self._fatal is not None:
+            if line.strip() and not line.startswith(self._TASK_LINES):
+                self._fatal[1].append(line.rstrip("\n"))
+                return
+            self._close()
+        if line.startswith("PLAY RECAP"):
+            self._in_recap = True
+            return
+        m = _FATAL.match(line)
+        if m:
+            self._fatal = (m.group("host").split(" -> ")[0], [line.split("=>", 1)[-1].strip()])
+            return
+        r = _RECAP.match(line) if self._in_recap else None
+        if r:
+            self._result.hosts[r.group("host")] = {
+                k: int(r.group(k)) for k in ("ok", "changed", "unreachable", "failed")
+            }
+
+    def _close(self) -> None:
+        if self._fatal is not None:
+            host, lines = self._fatal
+            self._result.fatal.append((host, _message(lines)))
+            self._fatal = None
+
+    def result(self, rc: int) -> Result:
+        self._close()
+        self._result.rc = rc
+        return self._result
+
+
+def _yaml_value(lines: list[str], key: str) -> str | None:
+    """The value of ``key:`` in Ansible's YAML rendering of a result, folded lines joined."""
+    for n, line in enumerate(lines):
+        stripped = line.lstrip()
+        if not stripped.startswith(f"{key}:"):
+            continue
+        indent = len(line) - len(stripped)
+        parts = [stripped[len(key) + 1 :].strip()]
+        for more in lines[n + 1 :]:
+            if len(more) - len(more.lstrip()) <= indent:
+                break
+            parts.append(more.strip())
+        value = " ".join(p for p in parts if p not in ("|", "|-", ">", ">-"))
+        return value.strip().strip("'\"").strip()
+    return None
 
 
 def _message(lines: list[str]) -> str:
-    """The ``msg`` of a fatal result, from Ansible's YAML or JSON rendering."""
+    """The reason of a fatal result: its stderr if any, else its ``msg``."""
+    for key in ("stderr", "msg"):
+        value = _yaml_value(lines, key)
+        if value:
+            return value[:500]
     text = "\n".join(lines)
-    err = re.search(r"^stderr:\s*(?:\|-?)?\s*(.+)$", text, flags=re.M) or re.search(
-        r'"stderr":\s*"([^"]+)"', text
-    )
-    if err and err.group(1).strip():
-        return err.group(1).strip().strip("'\"")[:500]
-    m = re.search(r"^msg:\s*(.+)$", text, flags=re.M) or re.search(r'"msg":\s*"([^"]*)"', text)
-    msg = m.group(1).strip().strip("'\"") if m else (lines[0] if lines else "")
-    return msg[:500]
+    m = re.search(r'"stderr":\s*"([^"]+)"', text) or re.search(r'"msg":\s*"([^"]*)"', text)
+    return (m.group(1) if m else (lines[0] if lines else ""))[:500]

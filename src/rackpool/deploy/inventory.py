@@ -200,6 +200,19 @@ class WebService(ServiceHost):
     refresh: int = Field(30, ge=0, le=3600)
 
 
+class HealthSpec(_Strict):
+    """How long a deploy waits for a daemon to be healthy, and the upgrade's health gate."""
+
+    timeout: float = Field(120.0, gt=0, le=3600, description="seconds per wait")
+    canary: bool = Field(True, description="boot a canary on each upgraded batch")
+    reach: bool = Field(
+        True, description="instances and the canary must answer SSH from their compute host"
+    )
+    drain_timeout: float = Field(
+        1800.0, gt=0, description="--drain: seconds to wait for a host to empty"
+    )
+
+
 class Inventory(_Strict):
     version: str = Field(description="the rackpool version to run, e.g. 0.1.0")
     wheel: str | None = Field(
@@ -210,6 +223,7 @@ class Inventory(_Strict):
     python: str = Field("/usr/bin/python3", description="the hosts' Python 3.11+")
     ssh: SshDefaults = Field(default_factory=lambda: SshDefaults.model_validate({}))
     apt_update: bool = Field(False, description="refresh apt's cache before installing")
+    health: HealthSpec = Field(default_factory=lambda: HealthSpec.model_validate({}))
     regions: list[RegionSpec] = Field(min_length=1)
     pool: PoolService | None = None
     ops: OpsService | None = None

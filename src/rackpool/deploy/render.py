@@ -257,6 +257,15 @@ class HostPlan:
     vars: dict[str, Any] = field(default_factory=dict)
 
 
+def _files(s: Secrets, **texts: str) -> dict[str, Any]:
+    """Rendered files by variable name (``region_yaml``), and ``shown``: each file with
+    its secrets masked, which the roles write beside it so ``--check --diff`` shows what
+    would change without ever showing a secret."""
+    out: dict[str, Any] = dict(texts)
+    out["shown"] = {k.replace("_yaml", ".yaml"): s.redact(v) for k, v in texts.items()}
+    return out
+
+
 def _controller_vars(inv: Inventory, i: int, s: Secrets, public_key: str) -> dict[str, Any]:
     r: RegionSpec = inv.regions[i]
     return {
@@ -264,8 +273,11 @@ def _controller_vars(inv: Inventory, i: int, s: Secrets, public_key: str) -> dic
         "api_port": r.controller.api_port,
         "url": r.controller.url,
         "hosts": [h.name for h in r.hosts],
-        "region_yaml": to_yaml(region_config(inv, i, s)),
-        "bootstrap_yaml": to_yaml(bootstrap_spec(inv, i, s, public_key)),
+        **_files(
+            s,
+            region_yaml=to_yaml(region_config(inv, i, s)),
+            bootstrap_yaml=to_yaml(bootstrap_spec(inv, i, s, public_key)),
+        ),
     }
 
 
@@ -301,19 +313,19 @@ def plan_hosts(inv: Inventory, s: Secrets, public_key: str) -> dict[str, HostPla
         for j, h in enumerate(r.hosts):
             agent = {
                 "name": h.name, "region": r.name, "controller": ctl.name,
-                "driver": h.driver, "agent_yaml": to_yaml(agent_config(inv, i, j, s)),
+                "driver": h.driver, **_files(s, agent_yaml=to_yaml(agent_config(inv, i, j, s))),
             }  # fmt: skip
             add(host(h.name, h), "computes", f"regions[{i}].hosts[{j}]", "rackpool_agent", agent)
     if inv.pool is not None:
         pool = {"url": pool_url(inv), "api_port": inv.pool.api_port,
-                "pool_yaml": to_yaml(pool_config(inv, s)),
-                "clouds_yaml": to_yaml(clouds_yaml(inv, s))}  # fmt: skip
+                **_files(s, pool_yaml=to_yaml(pool_config(inv, s)),
+                         clouds_yaml=to_yaml(clouds_yaml(inv, s)))}  # fmt: skip
         add(host(inv.pool.name or "pool", inv.pool.host), "pools", "pool", "rackpool_pool", pool)
     if inv.ops is not None:
         ops = {"url": ops_url(inv), "api_port": inv.ops.api_port,
-               "ops_yaml": to_yaml(ops_config(inv, s))}  # fmt: skip
+               **_files(s, ops_yaml=to_yaml(ops_config(inv, s)))}  # fmt: skip
         add(host(inv.ops.name or "ops", inv.ops.host), "ops", "ops", "rackpool_ops", ops)
     if inv.web is not None:
-        web = {"api_port": inv.web.api_port, "web_yaml": to_yaml(web_config(inv, s))}
+        web = {"api_port": inv.web.api_port, **_files(s, web_yaml=to_yaml(web_config(inv, s)))}
         add(host(inv.web.name or "web", inv.web.host), "webs", "web", "rackpool_web", web)
     return plans

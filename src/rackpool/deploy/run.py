@@ -125,6 +125,11 @@ def prepare(opts: DeployOptions, build_wheels: bool = True) -> Prepared:
         "rackpool_batch": opts.batch,
         "rackpool_drain": opts.drain,
         "rackpool_check": opts.check,
+        "rackpool_health_timeout": inv.health.timeout,
+        "rackpool_agent_timeout": inv.health.timeout,
+        "rackpool_canary": inv.health.canary,
+        "rackpool_reach": inv.health.reach,
+        "rackpool_drain_timeout": inv.health.drain_timeout,
         "rackpool_root": render.ROOT,
         "rackpool_state": render.STATE,
         "rackpool_logs": render.LOGS,
@@ -156,13 +161,12 @@ def playbook(opts: DeployOptions) -> str:
 def deploy(opts: DeployOptions) -> int:
     p = prepare(opts)
     book = playbook(opts)
-    print(
-        f"rackpool deploy: {book} on {len(p.plans)} host(s), version {p.inventory.version}; "
-        f"state in {p.state}",
-        flush=True,
-    )
     versions = Versions(p.state / "versions.yaml")
     target = p.extra.get("rackpool_rollback_version", p.inventory.version)
+    print(
+        f"rackpool deploy: {book} on {len(p.plans)} host(s), version {target}; state in {p.state}",
+        flush=True,
+    )
     if not opts.check and not opts.rollback:
         versions.starting(target)
     result = ansible_run.run(

@@ -43,6 +43,12 @@ class Secrets:
             self._new = True
         return self._data[name]
 
+    def redact(self, text: str) -> str:
+        """``text`` with every secret of this store replaced by ``<secret>``."""
+        for value in sorted(self._data.values(), key=len, reverse=True):
+            text = text.replace(value, "<secret>")
+        return text
+
     def save(self) -> None:
         if self._new:
             write_private(self.path, yaml.safe_dump(self._data, sort_keys=True))
