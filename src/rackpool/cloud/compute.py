@@ -20,10 +20,10 @@ from rackpool.cloud.network import AddressPool
 from rackpool.cloud.scheduler import Scheduler
 from rackpool.cloud.servers import repository
 from rackpool.cloud.servers import request as serverrequest
-from rackpool.cloud.servers.placement import NO_VALID_HOST, Placement, PlacementRaced, Size
+from rackpool.cloud.servers.placement import Placement, PlacementRaced, Size
 from rackpool.cloud.servers.repository import Server, insert_servers
 from rackpool.core.clock import Clock
-from rackpool.core.errors import BadRequest, Conflict, NotFound, QuotaExceeded, TemporaryError
+from rackpool.core.errors import BadRequest, Conflict, NotFound, QuotaExceeded
 
 log = logging.getLogger("rackpool.cloud.compute")
 
@@ -299,11 +299,11 @@ class ComputeService:
         for attempt in range(1, CREATE_ATTEMPTS + 1):
             try:
                 with self._engine.begin() as conn:
-                    created = self._create(conn, ctx, req, request_id, global_request_id)
+                    last = attempt == CREATE_ATTEMPTS
+                    created = self._create(conn, ctx, req, request_id, global_request_id, last)
                 break
-            except PlacementRaced as exc:
-                if attempt == CREATE_ATTEMPTS:
-                    raise TemporaryError(f"{NO_VALID_HOST} ({exc}; try again)") from None
+            except PlacementRaced:
+                continue
             except DBAPIError as exc:
                 if not retryable(exc) or attempt == CREATE_ATTEMPTS:
                     raise
@@ -328,6 +328,7 @@ class ComputeService:
         req: serverrequest.ServerRequest,
         request_id: str | None,
         global_request_id: str | None,
+        last_attempt: bool,
     ) -> list[Server]:
         now = self._clock.now()
         flv = conn.execute(select(flavors).where(flavors.c.id == req.flavor_ref)).mappings().first()
@@ -366,7 +367,7 @@ class ComputeService:
         ids = [str(uuid.uuid4()) for _ in range(req.max_count)]
         placed = self._placement.place(
             conn, ids, Size(flv["vcpus"], flv["ram"], flv["disk"]), az, now,
-            self._config.hosts.heartbeat_timeout, self._hosts.beats.snapshot(),
+            self._config.hosts.heartbeat_timeout, self._hosts.beats.snapshot(), last_attempt,
         )  # fmt: skip
         drafts = []
         for i, p in enumerate(placed):

@@ -61,13 +61,23 @@ class Placement:
         now: float,
         heartbeat_timeout: float,
         beats: dict[str, float],
+        last_attempt: bool = False,
     ) -> list[Placed]:
-        """A :class:`Placed` per id, hosts locked and re-checked, addresses allocated."""
+        """A :class:`Placed` per id, hosts locked and re-checked, addresses allocated.
+
+        Raises :class:`PlacementRaced` if a picked host filled up meanwhile; on the
+        ``last_attempt`` the servers get "no valid host" instead (as Nova does once its
+        scheduling retries are used up)."""
         loads = self._scheduler.candidates(conn, now, heartbeat_timeout, beats)
         picks = [
             self._scheduler.pick(loads, size.vcpus, size.ram, size.disk, az) for _ in server_ids
         ]
-        self._confirm(conn, [p for p in picks if p is not None], size)
+        try:
+            self._confirm(conn, [p for p in picks if p is not None], size)
+        except PlacementRaced as exc:
+            if not last_attempt:
+                raise
+            return [Placed(sid, fault=f"{NO_VALID_HOST} ({exc})") for sid in server_ids]
         out = []
         for sid, host in zip(server_ids, picks, strict=True):
             if host is None:
