@@ -8,9 +8,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy import Engine, insert, select
+from sqlalchemy.exc import OperationalError
 
 from rackpool.cloud.compute import ComputeService
 from rackpool.cloud.config import DEFAULT_FLAVORS, RegionConfig
+from rackpool.cloud.db import url as db_url
 from rackpool.cloud.db.engine import make_engine, startup_lock, upgrade
 from rackpool.cloud.db.schema import flavors
 from rackpool.cloud.fakehost import FakeHostRunner
@@ -20,6 +22,7 @@ from rackpool.cloud.images import ImageService
 from rackpool.cloud.network import AddressPool
 from rackpool.cloud.workers import RegionWorkers
 from rackpool.core.clock import Clock, SystemClock
+from rackpool.core.errors import TemporaryError
 
 log = logging.getLogger("rackpool.cloud.region")
 
@@ -47,9 +50,17 @@ class Region:
             pool_size=config.workers.api + config.workers.agent + config.workers.heartbeat,
         )
         pool = AddressPool(config.network.cidr, str(config.network.gateway))
-        with startup_lock(engine):  # a second controller starting now waits, then finds it done
-            upgrade(engine)
-            pool.ensure(engine)
+        try:
+            with startup_lock(engine):  # a second controller starting now waits, finds it done
+                upgrade(engine)
+                pool.ensure(engine)
+        except OperationalError as exc:
+            engine.dispose()
+            reason = str(exc.orig).splitlines()[0] if exc.orig is not None else str(exc)
+            raise TemporaryError(
+                f"database {db_url.redact(config.database_url())}: cannot use it: {reason} "
+                "(check database: in region.yaml and that the server runs)"
+            ) from None
         hosts = HostService(engine, config, clock, pool)
         region = cls(
             config=config,
