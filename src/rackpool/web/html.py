@@ -89,7 +89,8 @@ NAV = (
 CSS = """
 body{font:15px/1.4 system-ui,sans-serif;margin:0;color:#111;background:#fff}
 header{background:#223;color:#fff;padding:.4em .8em}
-header a{color:#fff;margin-right:1em;text-decoration:none}
+header nav{display:flex;flex-wrap:wrap;gap:.2em 1em}
+header a{color:#fff;text-decoration:none;white-space:nowrap}
 header a[aria-current]{text-decoration:underline;font-weight:bold}
 main{padding:.5em .8em;max-width:80em}
 .scroll{overflow-x:auto}

@@ -136,7 +136,7 @@ def _stamp(ts: float, span: float) -> str:
 def _axes(parts: list[str], left: int, top: int, w: int, ph: int, peak: float, unit: str) -> None:
     parts += [
         f'<text x="{left - 4}" y="{top + 10}" text-anchor="end" font-size="11">'
-        f"{_num(peak)}{h(unit)}</text>",
+        f"{_num(peak)}{h(unit) if len(unit) <= 2 else ''}</text>",
         f'<text x="{left - 4}" y="{top + ph}" text-anchor="end" font-size="11">0</text>',
         f'<line x1="{left}" y1="{top + ph}" x2="{left + w}" y2="{top + ph}" stroke="#000"/>',
         f'<line x1="{left}" y1="{top}" x2="{left}" y2="{top + ph}" stroke="#000"/>',

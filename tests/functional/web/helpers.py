@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import yaml
 from tests.support.up import UpProcess
 
 from rackpool.core.clock import wait_for
@@ -46,8 +47,8 @@ def _read(path: Path) -> dict[str, str]:
     return data
 
 
-def start(root: Path) -> Dashboard:
-    up = UpProcess(root / "state", ["--driver", "fake"])
+def start(root: Path, regions: int = 1) -> Dashboard:
+    up = UpProcess(root / "state", ["--driver", "fake", "--regions", str(regions)])
     try:
         up.start(120)
         web = _read(up.state / "web.json")
@@ -94,3 +95,56 @@ def plant(d: Dashboard, push_token: str) -> None:
         return hits == 1 and bool(quota) and quota[0]["fails24h"] >= 1
 
     wait_for(indexed_and_classified, 60, "the planted lines to be indexed and classified")
+
+
+DRAINED = "web test: rack drained"
+
+
+def region_urls(d: Dashboard) -> dict[str, str]:
+    web = yaml.safe_load((d.up.state / "web.yaml").read_text())
+    return {r["name"]: r["url"] for r in web["regions"]}
+
+
+def admin_token(d: Dashboard, region: str) -> str:
+    password = json.loads((d.up.state / "secrets.json").read_text())[region]["admin_password"]
+    domain = {"name": "Default"}
+    body = {"auth": {"identity": {"methods": ["password"], "password": {"user": {
+        "name": "admin", "domain": domain, "password": password}}},
+        "scope": {"project": {"name": "admin", "domain": domain}}}}  # fmt: skip
+    r = httpx.post(region_urls(d)[region] + "/identity/v3/auth/tokens", json=body)
+    r.raise_for_status()
+    return r.headers["X-Subject-Token"]
+
+
+def fail_a_provider(d: Dashboard, sick: str = "r2", healthy: str = "r1") -> None:
+    """Make ``sick`` fail for real: disable its region's hosts (no valid host for any
+    server), pause ``healthy`` so requests go to ``sick`` until health takes it out of
+    service, then resume ``healthy``, which fulfils them."""
+    base = region_urls(d)[sick] + "/compute/v2.1"
+    h = {"X-Auth-Token": admin_token(d, sick)}
+    for s in httpx.get(base + "/os-services?binary=nova-compute", headers=h).json()["services"]:
+        body = {"host": s["host"], "binary": "nova-compute", "disabled_reason": DRAINED}
+        httpx.put(base + "/os-services/disable-log-reason", json=body, headers=h).raise_for_status()
+    pool = {"Authorization": f"Bearer {d.pool_token}"}
+
+    def post(path: str, body: object = None) -> dict[str, object]:
+        r = httpx.post(d.pool_url + path, json=body, headers=pool)
+        r.raise_for_status()
+        return dict(r.json())
+
+    post(f"/api/providers/{healthy}/pause")
+    ids = [post("/api/requests", {"labels": ["tiny"], "requestor": "web-failover"})["id"]
+           for _ in range(2)]  # fmt: skip
+
+    def out_of_service() -> bool:
+        got = httpx.get(d.pool_url + "/api/providers", headers=pool).json()
+        return any(p["name"] == sick and not p["in_service"] for p in got)
+
+    wait_for(out_of_service, 60, f"{sick} to be taken out of service")
+    post(f"/api/providers/{healthy}/resume")
+
+    def fulfilled() -> bool:
+        reqs = {r["id"]: r for r in httpx.get(d.pool_url + "/request-list.json").json()}
+        return all(reqs[i]["state"] == "fulfilled" for i in ids)
+
+    wait_for(fulfilled, 90, f"the requests to fail over to {healthy}")
