@@ -29,6 +29,8 @@ def join(parts: Iterable[object], sep: str = "") -> Html:
 
 def tag(name: str, content: object = "", **attrs: object) -> Html:
     """``<name attrs>content</name>``; attribute names use ``_`` for ``-`` (``class_``)."""
+    if not attrs:  # most table cells: the fast path
+        return Html(f"<{name}>{h(content)}</{name}>")
     rendered = "".join(
         f' {k.rstrip("_").replace("_", "-")}="{escape(str(v))}"'
         for k, v in attrs.items()

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from urllib.parse import quote
+from urllib.parse import quote, quote_plus
 
-from rackpool.web.html import Html, h, link, url
+from rackpool.web.html import Html, h, link
 
 ID_FIELDS = ("request_id", "global_request_id", "node_id", "instance_id")
 
 
 def search_url(query: str, since: str = "10d") -> str:
-    return url("/search", q=query, since=since)
+    return f"/search?q={quote_plus(query)}&since={quote_plus(since)}"
 
 
 def id_link(field: str, value: object) -> Html:

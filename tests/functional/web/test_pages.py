@@ -211,3 +211,10 @@ def test_nodes_show_their_global_request_id(dash: Dashboard) -> None:
     html = dash.get("/nodes").text
     assert '<th scope="col">Global request ID</th>' in html
     assert "q=global_request_id%3A%22req-" in html
+
+
+def test_nodes_and_requests_page_a_big_pool(dash: Dashboard) -> None:
+    html = dash.get("/requests?size=100&page=1").text
+    assert "<strong>100</strong>" in html and "showing 1–" in html
+    assert 'href="/requests?size=500"' in html  # other page sizes keep the filters
+    assert 'rel="next"' not in html  # a handful of requests fit one page

@@ -35,6 +35,41 @@ def _filter_note(params: dict[str, str], keys: tuple[str, ...], path: str) -> Ht
     return tag("p", join(["Showing only " + ", ".join(active) + ". ", link(path, "Show all")]))
 
 
+SIZES = (100, 500, 1000, 5000)
+DEFAULT_SIZE = 500
+
+
+def _page(params: dict[str, str], total: int) -> tuple[int, int]:
+    """(first row index, rows per page) from ``page`` and ``size``: a 10,000-node pool
+    is shown a page at a time, so the page stays quick and small (also on a phone)."""
+    size = int(params["size"]) if params.get("size", "").isdigit() else DEFAULT_SIZE
+    size = size if size in SIZES else DEFAULT_SIZE
+    pages = max(1, -(-total // size))
+    page = int(params["page"]) if params.get("page", "").isdigit() else 1
+    return (min(max(page, 1), pages) - 1) * size, size
+
+
+def _pager(path: str, params: dict[str, str], first: int, size: int, total: int) -> Html:
+    keep = {k: v for k, v in params.items() if k not in ("page", "refresh")}
+    page = first // size + 1
+    links = []
+    if first > 0:
+        links.append(link(url(path, **keep, page=page - 1), "← previous", rel="prev"))
+    if first + size < total:
+        links.append(link(url(path, **keep, page=page + 1), "next →", rel="next"))
+    sizes = join(
+        ((tag("strong", n) if n == size else link(url(path, **{**keep, "size": n}), n))
+         for n in SIZES),
+        " ",
+    )  # fmt: skip
+    shown = f"showing {first + 1}–{min(first + size, total)}; " if total else ""
+    return tag(
+        "nav",
+        join([shown, "per page: ", sizes, " ", join(links, " · ")]),
+        aria_label="pages",
+    )
+
+
 def _list(value: Any) -> str:
     return ", ".join(map(str, value)) if isinstance(value, list) else str(value or "")
 
@@ -52,15 +87,18 @@ async def _global_ids(sources: Sources) -> dict[str, str]:
 async def nodes(sources: Sources, params: dict[str, str]) -> Html:
     listed, gids = await asyncio.gather(sources.pool_get("/node-list.json"), _global_ids(sources))
     rows = _filters(listed, params, ("provider", "state", "label"))
+    first, size = _page(params, len(rows))
+    by_provider = {p: link(url("/nodes", provider=p), p) for p in {n.get("provider") for n in rows}}
+    by_state = {s: link(url("/nodes", state=s), s) for s in {n.get("state") for n in rows}}
     body = [
         (
             id_link("node_id", n["id"]),
-            link(url("/nodes", provider=n.get("provider")), n.get("provider")),
+            by_provider[n.get("provider")],
             _list(n.get("label")),
             id_link("instance_id", n.get("server_id")),
             n.get("public_ipv4"),
             n.get("ipv6"),
-            link(url("/nodes", state=n.get("state")), n.get("state")),
+            by_state[n.get("state")],
             age(n.get("age")),
             n.get("locked"),
             n.get("pool"),
@@ -74,12 +112,13 @@ async def nodes(sources: Sources, params: dict[str, str]) -> Html:
             n.get("comment"),
             id_link("global_request_id", gids.get(str(n["id"]))),
         )  # fmt: skip
-        for n in rows
+        for n in rows[first : first + size]
     ]
     return join(
         [
             _filter_note(params, ("provider", "state", "label"), "/nodes"),
             tag("p", f"{len(rows)} node(s)."),
+            _pager("/nodes", params, first, size, len(rows)),
             table(NODE_COLUMNS, body),
         ]
     )
@@ -87,6 +126,7 @@ async def nodes(sources: Sources, params: dict[str, str]) -> Html:
 
 async def requests(sources: Sources, params: dict[str, str]) -> Html:
     rows = _filters(await sources.pool_get("/request-list.json"), params, ("state", "requestor"))
+    first, size = _page(params, len(rows))
     body = [
         (
             id_link("request_id", r["id"]),
@@ -97,12 +137,13 @@ async def requests(sources: Sources, params: dict[str, str]) -> Html:
             join((id_link("node_id", n) for n in r.get("nodes") or []), " "),
             _list(r.get("declined_by")),
         )  # fmt: skip
-        for r in rows
+        for r in rows[first : first + size]
     ]
     return join(
         [
             _filter_note(params, ("state", "requestor"), "/requests"),
             tag("p", f"{len(rows)} request(s)."),
+            _pager("/requests", params, first, size, len(rows)),
             table(REQUEST_COLUMNS, body),
         ]
     )
