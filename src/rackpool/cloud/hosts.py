@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Engine, delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from rackpool.cloud.config import RegionConfig
 from rackpool.cloud.db.engine import reader
@@ -70,15 +71,30 @@ class HostService:
     def register(self, body: dict[str, Any]) -> dict[str, Any]:
         name = _req_str(body, "name")
         values = {
-            "availability_zone": str(body.get("availability_zone") or "nova"),
-            "driver": str(body.get("driver") or "unknown"),
+            "availability_zone": _opt_str(body, "availability_zone", 255) or "nova",
+            "driver": _opt_str(body, "driver", 32) or "unknown",
             "vcpus": _req_int(body, "vcpus"),
             "ram_mb": _req_int(body, "ram_mb"),
             "disk_gb": _req_int(body, "disk_gb"),
-            "version": str(body.get("version") or ""),
+            "version": _opt_str(body, "version", 64),
             "state": "up",
             "last_heartbeat": self._clock.now(),
         }
+        try:
+            self._upsert_host(name, values)
+        except IntegrityError:  # registered through another controller meanwhile
+            self._upsert_host(name, values)
+        return {
+            "host": self.host_view(name),
+            "heartbeat_interval": self._config.hosts.heartbeat_interval,
+            "network": {
+                "cidr": str(self._pool.network),
+                "gateway": self._pool.gateway,
+                "prefix": self._pool.prefix,
+            },
+        }
+
+    def _upsert_host(self, name: str, values: dict[str, Any]) -> None:
         with self._engine.begin() as conn:
             row = conn.execute(
                 select(hosts.c.id, hosts.c.state).where(hosts.c.name == name)
@@ -97,15 +113,6 @@ class HostService:
             else:
                 conn.execute(update(hosts).where(hosts.c.name == name).values(**values))
                 log.info("host %s re-registered (was %s)", name, row.state, extra={"host": name})
-        return {
-            "host": self.host_view(name),
-            "heartbeat_interval": self._config.hosts.heartbeat_interval,
-            "network": {
-                "cidr": str(self._pool.network),
-                "gateway": self._pool.gateway,
-                "prefix": self._pool.prefix,
-            },
-        }
 
     def heartbeat(self, name: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         """Record that ``name`` is alive and check what it says runs there.
@@ -519,6 +526,16 @@ def _req_str(body: dict[str, Any], key: str) -> str:
     if not isinstance(value, str) or not value.strip() or len(value) > 255:
         raise BadRequest(f"'{key}' is required and must be a non-empty string (at most 255)")
     return value
+
+
+def _opt_str(body: dict[str, Any], key: str, max_len: int) -> str:
+    """An optional text field ('' when absent), at most ``max_len`` characters (what the
+    column holds on every backend)."""
+    value = _field(body, key)
+    text = "" if value is None else str(value)
+    if len(text) > max_len or "\x00" in text:
+        raise BadRequest(f"'{key}' must be a string of at most {max_len} characters")
+    return text
 
 
 def _req_int(body: dict[str, Any], key: str) -> int:

@@ -78,6 +78,9 @@ class AuthContext:
             )
 
 
+MAX_CACHED_TOKENS = 50_000
+
+
 class IdentityService:
     def __init__(
         self, engine: Engine, clock: Clock, ttl: float, admin_project: str = "admin"
@@ -235,7 +238,7 @@ class IdentityService:
                 )
             )
             conn.execute(delete(tokens).where(tokens.c.expires_at < now - 86400))
-        self._cache[ctx.token_hash] = ctx
+        self._remember(ctx)
         return token, ctx
 
     def validate(self, token: str | None) -> AuthContext:
@@ -303,8 +306,14 @@ class IdentityService:
             token_hash=digest,
             is_cloud_admin=self._cloud_admin(row["project_name"], roles),
         )
-        self._cache[digest] = ctx
+        self._remember(ctx)
         return ctx
+
+    def _remember(self, ctx: AuthContext) -> None:
+        """Cache a token's context; bounded (a token not cached is read again)."""
+        if len(self._cache) >= MAX_CACHED_TOKENS:
+            self._cache.clear()
+        self._cache[ctx.token_hash] = ctx
 
     def revoke(self, token: str) -> None:
         digest = token_digest(token)

@@ -21,10 +21,11 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, delete, func, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
 
 from rackpool.cloud import imageschema, validation
 from rackpool.cloud.config import ImageLimits
-from rackpool.cloud.db.schema import images
+from rackpool.cloud.db.schema import images, projects
 from rackpool.cloud.identity import AuthContext
 from rackpool.core.clock import Clock
 from rackpool.core.errors import BadRequest, Conflict, Forbidden, NotFound, OverLimit
@@ -140,22 +141,28 @@ class ImageService:
         if not isinstance(iid, str) or not validation.UUID_RE.match(iid):
             raise BadRequest("id must be a UUID")
         now = self._clock.now()
-        with self._engine.begin() as conn:
-            if conn.execute(select(images.c.id).where(images.c.id == iid)).first():
-                raise Conflict(f"Image with identifier {iid} already exists!")
-            self._check_count(conn, ctx.project_id)
-            conn.execute(
-                insert(images).values(
-                    id=iid, owner=ctx.project_id, status="queued", size=None, checksum=None,
-                    created_at=now, updated_at=now, **rec,
-                )
-            )  # fmt: skip
+        exists = Conflict(f"Image with identifier {iid} already exists!")
+        try:
+            with self._engine.begin() as conn:
+                if conn.execute(select(images.c.id).where(images.c.id == iid)).first():
+                    raise exists
+                self._check_count(conn, ctx.project_id)
+                conn.execute(
+                    insert(images).values(
+                        id=iid, owner=ctx.project_id, status="queued", size=None, checksum=None,
+                        created_at=now, updated_at=now, **rec,
+                    )
+                )  # fmt: skip
+        except IntegrityError:  # created by another controller since the check
+            raise exists from None
         return self.get(ctx, iid)
 
     def _check_count(self, conn: Any, project_id: str) -> None:
         limit = self._limits.project_count
         if limit < 0:
             return
+        # the project's row held until commit: two controllers counting at once take turns
+        conn.execute(select(projects.c.id).where(projects.c.id == project_id).with_for_update())
         count = conn.execute(
             select(func.count()).select_from(images).where(images.c.owner == project_id)
         ).scalar()
