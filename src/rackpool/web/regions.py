@@ -86,7 +86,8 @@ class RegionReaders:
         if resp.status_code == 401:
             login.expires = 0
         if resp.status_code >= 400:
-            raise PermissionError(f"{url.rsplit('/', 2)[-2:]} answered HTTP {resp.status_code}")
+            what = httpx.URL(url).path.rsplit("/v2.1/", 1)[-1]
+            raise PermissionError(f"{what} answered HTTP {resp.status_code}")
         return resp.json()
 
     async def read(self, region: RegionSource) -> RegionView:
