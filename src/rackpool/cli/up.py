@@ -27,13 +27,20 @@ from typing import Any
 
 import httpx
 import yaml
+from pydantic import BaseModel
 
+from rackpool.agent.config import AgentConfig
 from rackpool.cli import readiness
 from rackpool.cli.down import UP_PID_FILE, running_up
 from rackpool.cli.supervise import Daemon, StopSignal, Supervisor
+from rackpool.cloud.config import RegionConfig
 from rackpool.core.errors import ConfigError
 from rackpool.core.files import write_private
 from rackpool.core.logs import setup_logging
+from rackpool.deploy.render import dump
+from rackpool.ops.config import OpsConfig
+from rackpool.pool.config import PoolConfig
+from rackpool.web.config import WebConfig
 
 STATE_ENV = "RACKPOOL_STATE_DIR"
 log = logging.getLogger("rackpool.up")
@@ -101,6 +108,23 @@ def plan_regions(state: Path, count: int) -> list[RegionPlan]:
     return plans
 
 
+def typed(model: type[BaseModel], data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` checked by the daemon's own config model (a mistake here fails ``up``
+    before any daemon starts, naming the option), then written in the short forms the
+    docs show (``store: FILE``): the model reads it back to the same config, which
+    :func:`same_config` asserts. The deploy writes the model's dump (deploy/render.py)."""
+    config = model.model_validate(data)
+    same_config(config, data)
+    return data
+
+
+def same_config(config: BaseModel, data: dict[str, Any]) -> None:
+    """``data`` and the dump of ``config`` are one config to the daemon."""
+    again = type(config).model_validate(dump(config))
+    if again != config or type(config).model_validate(data) != config:
+        raise AssertionError(f"{type(config).__name__} does not round-trip")  # a bug in up
+
+
 def region_config(plan: RegionPlan, hosts: int, driver: str) -> dict[str, Any]:
     cfg: dict[str, Any] = {
         "region": plan.name,
@@ -114,7 +138,7 @@ def region_config(plan: RegionPlan, hosts: int, driver: str) -> dict[str, Any]:
         cfg["fake_hosts"] = [
             {"name": f"{plan.name}-h{j}", "build_delay": 0.5} for j in range(1, hosts + 1)
         ]
-    return cfg
+    return typed(RegionConfig, cfg)
 
 
 def pool_max_servers(hosts: int) -> int:
@@ -124,7 +148,6 @@ def pool_max_servers(hosts: int) -> int:
 def bootstrap_region(plan: RegionPlan, config: dict[str, Any], max_servers: int) -> None:
     """Admin and ci projects; ci (the pool's tenant) gets a quota that fits the pool's
     max-servers of the largest default flavor, other projects the region's default."""
-    from rackpool.cloud.config import RegionConfig
     from rackpool.cloud.region import Region
 
     cfg = RegionConfig.model_validate(config)
@@ -178,13 +201,13 @@ def ensure_keypair(plan: RegionPlan, state: Path) -> Path:
 
 def agent_config(plan: RegionPlan, j: int, state: Path) -> dict[str, Any]:
     host = f"{plan.name}-h{j}"
-    return {
+    return typed(AgentConfig, {
         "controller": {"url": plan.url, "token": plan.agent_token},
         "host": {"name": host},
         "state_dir": str(state / "agents" / host),
         "driver": "container",
         "network": {"bridge": f"rpb-{host}"[:15], "switch": f"rps-{plan.name}"[:15]},
-    }
+    })  # fmt: skip
 
 
 def pool_config(
@@ -198,7 +221,7 @@ def pool_config(
         {"name": "tiny", "cloud-image": "host", "flavor-name": "m1.tiny",
          "key-name": "default", "username": "root"},
     ]  # fmt: skip
-    return {
+    return typed(PoolConfig, {
         "pool-name": "rackpool-up",
         "state-dir": str(state),
         "store": str(state / "pool" / "pool.sqlite"),
@@ -222,27 +245,27 @@ def pool_config(
             }
             for p in plans
         ],  # fmt: skip
-    }
+    })  # fmt: skip
 
 
 def ops_config(state: Path, port: int) -> dict[str, Any]:
-    return {
+    return typed(OpsConfig, {
         "index": {"path": str(state / "ops" / "index")},
         "shipper": {"files": [str(state / "logs" / "*.jsonl")]},
         "api": {"listen": "127.0.0.1", "port": port},
         "log": {"json": True, "path": str(state / "logs" / "ops.log")},
         "state_dir": str(state),
-    }
+    })  # fmt: skip
 
 
 def web_config(plans: list[RegionPlan], state: Path, port: int) -> dict[str, Any]:
     """The dashboard: finds the pool and the index through their discovery files."""
-    return {
+    return typed(WebConfig, {
         "listen": {"host": "127.0.0.1", "port": port},
         "state_dir": str(state),
         "regions": [{"name": p.name, "url": p.url} for p in plans],
         "log": {"json": True, "path": str(state / "logs" / "web.jsonl")},
-    }
+    })  # fmt: skip
 
 
 class Up:
