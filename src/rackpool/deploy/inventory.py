@@ -214,7 +214,10 @@ class HealthSpec(_Strict):
 
 
 class Inventory(_Strict):
-    version: str = Field(description="the rackpool version to run, e.g. 0.1.0")
+    version: str = Field(
+        description="the rackpool version to run, e.g. 0.1.0; 'checkout': this checkout's "
+        "version plus its commit (0.1.0+g1a2b3c4d5e6), for daily deploys from a checkout"
+    )
     wheel: str | None = Field(
         None,
         description="a rackpool wheel, or a directory holding rackpool-<version>-*.whl; "
@@ -232,8 +235,8 @@ class Inventory(_Strict):
     @field_validator("version")
     @classmethod
     def _version(cls, v: str) -> str:
-        if not _VERSION.match(v):
-            raise ValueError("must be a version such as 0.1.0 or 0.2.0.dev1")
+        if v != "checkout" and not _VERSION.match(v):
+            raise ValueError("must be a version such as 0.1.0 or 0.2.0.dev1, or 'checkout'")
         return v
 
     @field_validator("regions")

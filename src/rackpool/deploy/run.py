@@ -60,6 +60,8 @@ def load(opts: DeployOptions) -> Inventory:
         data = {k: v for k, v in data.items() if k != "kind"}
         if opts.version:
             data = {**data, "version": opts.version}
+        if data.get("version") == wheelhouse.CHECKOUT and not data.get("wheel"):
+            data = {**data, "version": wheelhouse.checkout_version()}
     return parse_model(data, Inventory, opts.inventory)
 
 

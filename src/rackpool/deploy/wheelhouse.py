@@ -46,6 +46,29 @@ def checkout_root() -> Path | None:
     )
 
 
+CHECKOUT = "checkout"
+
+
+def checkout_version() -> str:
+    """``version: checkout``: the checkout's version with its commit as a local version
+    (``0.1.0+g1a2b3c4d5e6``), so each commit is its own virtualenv on the hosts."""
+    root = checkout_root()
+    if root is None:
+        raise ConfigError("version: checkout needs a source checkout; give a version and wheel:")
+    import tomllib
+
+    base = tomllib.loads((root / "pyproject.toml").read_text())["project"]["version"]
+    proc = subprocess.run(
+        ["git", "-C", str(root), "rev-parse", "--short=12", "HEAD"],
+        capture_output=True, text=True, check=False, timeout=30,
+    )  # fmt: skip
+    if proc.returncode != 0:
+        raise ConfigError(
+            f"version: checkout: {root} is not a git checkout ({proc.stderr.strip()})"
+        )
+    return f"{base}+g{proc.stdout.strip()}"
+
+
 def wheel_version(path: Path) -> str:
     m = re.match(r"^rackpool-([^-]+)-", path.name)
     if not m:
@@ -94,6 +117,11 @@ def find_wheel(source: str | None, version: str, out: Path) -> Path:
     for name in ("pyproject.toml", "README.md", "LICENSE", "setup.cfg", "MANIFEST.in"):
         if (root / name).exists():
             shutil.copy(root / name, tree / name)
+    if "+" in version:  # a checkout build: the commit goes into the wheel's version
+        py = tree / "pyproject.toml"
+        py.write_text(
+            re.sub(r'(?m)^version = "[^"]*"', f'version = "{version}"', py.read_text(), count=1)
+        )
     proc = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(build), str(tree)],
         capture_output=True, text=True, check=False, timeout=600,

@@ -140,3 +140,14 @@ def test_usage_errors(tmp_path: Path) -> None:
     ):
         with pytest.raises(ConfigError, match=msg):
             prepare(opts, build_wheels=False)
+
+
+def test_version_checkout_is_the_checkouts_version_and_commit(tmp_path: Path) -> None:
+    data = example()
+    data["version"] = "checkout"
+    inv = tmp_path / "inventory.yaml"
+    inv.write_text(yaml.safe_dump(data))
+    p = prepare(DeployOptions(str(inv), state_dir=str(tmp_path / "st")), build_wheels=False)
+    base, _, local = p.inventory.version.partition("+g")
+    assert base and len(local) == 12, p.inventory.version
+    assert p.extra["rackpool_version"] == p.inventory.version
