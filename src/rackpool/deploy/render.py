@@ -294,6 +294,8 @@ def plan_hosts(inv: Inventory, s: Secrets, public_key: str) -> dict[str, HostPla
         if name not in plans:
             ssh = {"ansible_host": m.address, "ansible_port": port,
                    "ansible_user": m.user or inv.ssh.user}  # fmt: skip
+            if ssh["ansible_user"] != "root":
+                ssh["ansible_become"] = True  # sudo without a password
             k = m.key or inv.ssh.key
             if k:
                 ssh["ansible_ssh_private_key_file"] = str(Path(k).expanduser())
