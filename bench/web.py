@@ -16,7 +16,7 @@ Three processes, each serving on loopback, as in production:
 Each page is fetched ``--repeat`` times after one warm-up; the time is the dashboard's
 whole answer over loopback (it fetches its sources over HTTP, then renders). Building
 is bounded: generation and ingest are linear in ``--lines`` (~1 min at 1M), the
-classifier looks at the last day only, and every wait has a deadline.
+classifier looks at the last 6 hours only, and every wait has a deadline.
 """
 
 from __future__ import annotations
@@ -39,7 +39,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 PROVIDERS = ("rack1", "rack2", "cloud-a", "cloud-b")
 STATES = ("ready", "in-use", "building", "used", "deleting", "hold", "failed")
-BUILD_TIMEOUT = 600.0
+CLASSIFY_WINDOW = 6 * 3600.0  # failures of the last 6 hours are classified (bounded)
+BUILD_TIMEOUT = 1800.0  # building 1M lines on a loaded 2-core machine
 
 
 def _free_port() -> int:
@@ -155,6 +156,7 @@ def ops_api(port: int, base: str, n_lines: int) -> None:
         data = b"\n".join(lines[f * per : (f + 1) * per]) + b"\n"
         (root / "logs" / f"daemon{f}.log").write_bytes(data)
     del lines
+    print(f"ops:    {n_lines:,} lines made in {time.perf_counter() - t0:.0f}s", flush=True)
     for i, q in enumerate(benchlogs.QUERIES[:15]):
         (root / "sigs" / f"bench-{i:02d}.yaml").write_text(f"query: >-\n  {q}\n")
     index = SqliteIndex(root / "index")
@@ -165,11 +167,11 @@ def ops_api(port: int, base: str, n_lines: int) -> None:
     t1 = time.perf_counter()
     sigs = load_signatures([builtin_dir(), root / "sigs"])
     store = FailureStore(root / "failures.db")
-    classifier = Classifier(index, store, sigs, clock=SystemClock(), window=86400)
+    classifier = Classifier(index, store, sigs, clock=SystemClock(), window=CLASSIFY_WINDOW)
     classified = len(classifier.run_once())
     print(
         f"ops:    {n_lines:,} lines made and indexed in {t1 - t0:.0f}s; {len(sigs)} signatures; "
-        f"{classified:,} failures classified in {time.perf_counter() - t1:.0f}s",
+        f"{classified:,} failures (last 6 h) classified in {time.perf_counter() - t1:.0f}s",
         flush=True,
     )
     _serve(build_app(ApiDeps(index, store, classifier, "bench-token", SystemClock())), port)
