@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import hashlib
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rackpool.cloud.servers.repository import Server
 
 
 def iso(ts: float | None) -> str | None:
@@ -42,66 +45,66 @@ def flavor(f: Any, base: str) -> dict[str, Any]:
     }
 
 
-def server(r: Any, base: str, admin: bool) -> dict[str, Any]:
-    sid = r["id"]
+def server(r: Server, base: str, admin: bool) -> dict[str, Any]:
+    sid = r.id
     link = f"{base}/servers/{sid}"
     addresses: dict[str, list[dict[str, Any]]] = {}
-    if r["address"]:
+    if r.address:
         addresses["public"] = [
             {
                 "version": 4,
-                "addr": r["address"],
+                "addr": r.address,
                 "OS-EXT-IPS:type": "fixed",
-                "OS-EXT-IPS-MAC:mac_addr": r["mac"],
+                "OS-EXT-IPS-MAC:mac_addr": r.mac,
             }
         ]
-    status = r["status"]
+    status = r.status
     vm_state = {"BUILD": "building", "ACTIVE": "active", "ERROR": "error"}.get(status, "deleted")
     body: dict[str, Any] = {
         "id": sid,
-        "name": r["name"],
+        "name": r.name,
         "status": status,
-        "tenant_id": r["project_id"],
-        "user_id": r["user_id"],
-        "metadata": dict(r["metadata"] or {}),
-        "hostId": host_id(r["project_id"], r["host"]),
+        "tenant_id": r.project_id,
+        "user_id": r.user_id,
+        "metadata": dict(r.metadata or {}),
+        "hostId": host_id(r.project_id, r.host),
         "image": {
-            "id": r["image_id"],
-            "links": [{"rel": "bookmark", "href": f"{base}/images/{r['image_id']}"}],
+            "id": r.image_id,
+            "links": [{"rel": "bookmark", "href": f"{base}/images/{r.image_id}"}],
         },
         "flavor": {
-            "id": r["flavor_id"],
-            "links": [{"rel": "bookmark", "href": f"{base}/flavors/{r['flavor_id']}"}],
+            "id": r.flavor_id,
+            "links": [{"rel": "bookmark", "href": f"{base}/flavors/{r.flavor_id}"}],
         },
-        "created": iso(r["created_at"]),
-        "updated": iso(r["updated_at"]),
+        "created": iso(r.created_at),
+        "updated": iso(r.updated_at),
         "addresses": addresses,
-        "accessIPv4": r["address"] or "",
+        "accessIPv4": r.address or "",
         "accessIPv6": "",
         "links": [{"rel": "self", "href": link}, {"rel": "bookmark", "href": link}],
         "OS-DCF:diskConfig": "MANUAL",
         "progress": 100 if status == "ACTIVE" else 0,
-        "OS-EXT-AZ:availability_zone": r["availability_zone"] or "",
-        "config_drive": "True" if r["config_drive"] else "",
-        "key_name": r["key_name"],
-        "OS-SRV-USG:launched_at": iso_micro(r["launched_at"]),
+        "OS-EXT-AZ:availability_zone": r.availability_zone or "",
+        "config_drive": "True" if r.config_drive else "",
+        "key_name": r.key_name,
+        "OS-SRV-USG:launched_at": iso_micro(r.launched_at),
         "OS-SRV-USG:terminated_at": None,
-        "OS-EXT-STS:task_state": r["task_state"],
+        "OS-EXT-STS:task_state": r.task_state,
         "OS-EXT-STS:vm_state": vm_state,
         "OS-EXT-STS:power_state": 1 if status == "ACTIVE" else 0,
         "os-extended-volumes:volumes_attached": [],
-        "security_groups": [{"name": g} for g in (r["security_groups"] or ["default"])],
+        "security_groups": [{"name": g} for g in (r.security_groups or ["default"])],
     }
-    if status == "ERROR" and r["fault_message"]:
+    if status == "ERROR" and r.fault_message:
         body["fault"] = {
-            "code": r["fault_code"] or 500,
-            "message": r["fault_message"],
-            "created": iso(r["fault_at"]),
+            "code": r.fault_code or 500,
+            "message": r.fault_message,
+            "created": iso(r.fault_at),
         }
     if admin:
-        body["OS-EXT-SRV-ATTR:host"] = r["host"]
-        body["OS-EXT-SRV-ATTR:hypervisor_hostname"] = r["host"]
-        body["OS-EXT-SRV-ATTR:instance_name"] = f"instance-{r['seq']:08x}"
+        body["OS-EXT-SRV-ATTR:host"] = r.host
+        body["OS-EXT-SRV-ATTR:hypervisor_hostname"] = r.host
+        body["OS-EXT-SRV-ATTR:instance_name"] = f"instance-{r.seq:08x}"
     return body
 
 

@@ -104,8 +104,8 @@ async def servers_list(request: Request) -> Response:
         items = [views.server(r, base, ctx.is_cloud_admin) for r in rows]
     else:
         items = [
-            {"id": r["id"], "name": r["name"],
-             "links": [{"rel": "self", "href": f"{base}/servers/{r['id']}"}]}
+            {"id": r.id, "name": r.name,
+             "links": [{"rel": "self", "href": f"{base}/servers/{r.id}"}]}
             for r in rows
         ]  # fmt: skip
     body: dict[str, Any] = {"servers": items}
@@ -197,7 +197,7 @@ async def server_action(request: Request) -> Response:
 async def server_metadata(request: Request) -> Response:
     ctx = auth(request)
     row = region_of(request).compute.get_server(ctx, request.path_params["server_id"])
-    return JSON({"metadata": dict(row["metadata"] or {})})
+    return JSON({"metadata": dict(row.metadata)})
 
 
 async def server_ips(request: Request) -> Response:

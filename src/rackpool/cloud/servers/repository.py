@@ -60,10 +60,6 @@ class Server:
         values["host_keys"] = list(values["host_keys"] or [])
         return cls(**values)
 
-    def __getitem__(self, key: str) -> Any:
-        """Row-style access, for code that still reads servers as mappings."""
-        return getattr(self, key)
-
 
 def insert_servers(conn: Connection, drafts: list[Server]) -> list[Server]:
     """Insert ``drafts`` (their ``seq`` is ignored) with fresh sequence numbers, in order;
