@@ -5,10 +5,11 @@ The module fixture (tests/support/vm_region.py) builds the image once (cached in
 running, and runs a region with one ``rackpool agent`` process on the ``libvirt`` driver
 (qemu:///system; kvm or qemu as its probe decides) on a bridge holding 198.18.244.0/24.
 Under TCG a guest answers SSH ~1-2 min after the POST, so each guest serves several
-checks; four boots in all (~6-8 min here): a shell-script user_data guest (log in, host
-keys, agent restart, delete), a ``#cloud-config`` guest whose agent is killed mid-boot,
-a guest deleted while it builds, and the pool's. Deadlines are generous (900 s to
-ACTIVE, 600 s to log in) because the machine is shared.
+checks; four boots in all (~9 min here with other work on the 2 cores): a shell-script
+user_data guest (log in, host keys, agent restart, delete), a ``#cloud-config`` guest
+whose agent is killed mid-boot, a guest deleted while it builds (the agent finishes the
+boot first, so this one costs a whole boot too), and the pool's. Deadlines are generous
+(900 s to ACTIVE, 600 s to log in) because the machine is shared.
 """
 
 from __future__ import annotations

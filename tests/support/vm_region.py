@@ -135,7 +135,8 @@ class VmRack:
 def _agent_config(url: str, host: str, state: Path, bridge: str, switch: str) -> dict[str, Any]:
     return {
         "controller": {"url": url, "token": AGENT_TOKEN},
-        "host": {"name": host, "vcpus": 8, "ram_mb": 8192, "disk_gb": 100},
+        # room for 4 m1.medium guests at once (bench/vm_ready.py --parallel 4) and a spare
+        "host": {"name": host, "vcpus": 16, "ram_mb": 16384, "disk_gb": 100},
         "state_dir": str(state),
         "driver": "libvirt",
         "network": {"bridge": bridge, "switch": switch},
