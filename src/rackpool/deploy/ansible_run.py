@@ -219,7 +219,10 @@ def _yaml_value(lines: list[str], key: str) -> str | None:
                 break
             parts.append(more.strip())
         value = " ".join(p for p in parts if p not in ("|", "|-", ">", ">-"))
-        return value.strip().strip("'\"").strip()
+        value = value.strip()
+        if value.startswith("'") and value.endswith("'"):
+            value = value[1:-1].replace("''", "'")  # YAML single-quoted
+        return value.strip('"').strip()
     return None
 
 
