@@ -151,3 +151,19 @@ def test_version_checkout_is_the_checkouts_version_and_commit(tmp_path: Path) ->
     base, _, local = p.inventory.version.partition("+g")
     assert base and len(local) == 12, p.inventory.version
     assert p.extra["rackpool_version"] == p.inventory.version
+
+
+def test_versions_record_what_a_rollback_returns_to(tmp_path: Path) -> None:
+    from rackpool.deploy.run import Versions
+
+    path = tmp_path / "versions.yaml"
+    v = Versions(path)
+    v.starting("0.1.0")
+    v.done("0.1.0")
+    assert Versions(path).previous is None  # nothing before the first deploy
+    v.starting("0.2.0")  # an upgrade begins: 0.1.0 is what a rollback returns to
+    assert (Versions(path).deployed, Versions(path).previous) == ("0.1.0", "0.1.0")
+    v.done("0.2.0")
+    v.starting("0.3.0")  # and fails: no done()
+    assert (Versions(path).deployed, Versions(path).previous) == ("0.2.0", "0.2.0")
+    assert (path.stat().st_mode & 0o777) == 0o600
