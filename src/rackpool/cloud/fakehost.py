@@ -12,13 +12,16 @@ its metadata carries ``rackpool_fake_fault: <message>``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
+from functools import partial
 from typing import Any
 
 from rackpool.cloud.config import FakeHost
 from rackpool.cloud.hosts import HostService
 from rackpool.cloud.workers import RegionWorkers
+from rackpool.core.errors import NotFound
 
 log = logging.getLogger("rackpool.cloud.fakehost")
 
@@ -40,6 +43,7 @@ class FakeHostRunner:
         self._fail = [re.compile(p) for p in spec.fail_names]
         self.paused = False  # tests: a paused fake host stops heartbeating
         self._tasks: set[asyncio.Task[None]] = set()
+        self._busy: set[str] = set()  # ids being converged now
 
     def _enqueue(self, server_id: str) -> None:
         """Called from whichever thread created or deleted the server."""
@@ -74,9 +78,11 @@ class FakeHostRunner:
                 spec = await self._call(self._hosts.spec, sid)
                 if spec is None:
                     continue
+                self._busy.add(sid)
                 task = asyncio.create_task(self._converge(spec))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
+                task.add_done_callback(partial(_forget, self._busy, sid))
         finally:
             beat.cancel()
             for t in list(self._tasks):
@@ -90,7 +96,21 @@ class FakeHostRunner:
                 except Exception:
                     await self._call(self._register)
                     await self._call(self._report_running)
+                if self._hosts.shared_database:
+                    await self._pick_up()
             await asyncio.sleep(self._interval)
+
+    async def _pick_up(self) -> None:
+        """Work created or deleted through another controller on the same database
+        (which cannot notify this one): pull, as an agent does, and queue what waits."""
+        try:
+            pending = await self._call(self._hosts.pending, self.spec.name)
+        except Exception:  # the next heartbeat tries again
+            log.exception("fake host %s: pull failed", self.spec.name)
+            return
+        for sid in pending:
+            if sid not in self._busy:
+                self._queue.put_nowait(sid)
 
     def _report_running(self) -> None:
         """After re-registering, report what still runs here, as a real agent reconciles."""
@@ -101,7 +121,10 @@ class FakeHostRunner:
     async def _converge(self, spec: dict[str, Any]) -> None:
         name = self.spec.name
         if spec["desired"] == "deleted":
-            await self._call(self._hosts.report, spec["id"], {"host": name, "status": "DELETED"})
+            with contextlib.suppress(NotFound):  # already reported (a notice and a pull)
+                await self._call(
+                    self._hosts.report, spec["id"], {"host": name, "status": "DELETED"}
+                )
             return
         if spec["status"] != "BUILD":
             return
@@ -123,3 +146,7 @@ class FakeHostRunner:
             console = f"{spec['hostname']} login: (fake instance on {name})\n"
             body = {"host": name, "status": "ACTIVE", "console_log": console}
         await self._call(self._hosts.report, spec["id"], body)
+
+
+def _forget(busy: set[str], sid: str, _task: asyncio.Task[None]) -> None:
+    busy.discard(sid)

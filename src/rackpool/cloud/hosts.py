@@ -22,7 +22,7 @@ from sqlalchemy import Engine, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from rackpool.cloud.config import RegionConfig
-from rackpool.cloud.db.engine import reader
+from rackpool.cloud.db.engine import is_postgresql, reader
 from rackpool.cloud.db.schema import flavors, hosts, images, servers
 from rackpool.cloud.heartbeats import HeartbeatBuffer, flush_interval
 from rackpool.cloud.hostcreds import HostCredentials
@@ -60,6 +60,24 @@ class HostService:
         self.beats = HeartbeatBuffer(engine)
 
     # -- notifications to in-process hosts ---------------------------------
+    @property
+    def shared_database(self) -> bool:
+        """Whether other controllers may share this database (PostgreSQL): then work
+        for an in-process host can be created where no notification reaches it."""
+        return is_postgresql(self._engine)
+
+    def pending(self, name: str) -> list[str]:
+        """Ids of ``name``'s instances waiting for the host: building, or deleted."""
+        with self._read.connect() as conn:
+            return list(
+                conn.execute(
+                    select(servers.c.id).where(
+                        servers.c.host == name,
+                        (servers.c.status == "BUILD") | servers.c.deleted.is_(True),
+                    )
+                ).scalars()
+            )
+
     def listen(self, host: str, callback: Callable[[str], None]) -> None:
         self._listeners[host] = callback
 

@@ -90,6 +90,15 @@ def test_two_controllers_page_and_revoke_alike(pair: tuple[str, str]) -> None:
         )
         assert r.status_code == 202, r.text
         made.append(r.json()["server"]["id"])
+    # the fake hosts run in the first controller: they build what the second created too
+    wait_for(
+        lambda: (
+            {s["status"] for s in b.get("/compute/v2.1/servers/detail").json()["servers"]}
+            == {"ACTIVE"}
+        ),
+        30,
+        "all ACTIVE",
+    )
     for reader in (a, b):  # pages of 4, newest first, whichever controller answers
         seen, url = [], "/compute/v2.1/servers"
         while url:
@@ -98,8 +107,8 @@ def test_two_controllers_page_and_revoke_alike(pair: tuple[str, str]) -> None:
             links = body.get("servers_links") or []
             url = httpx.URL(links[0]["href"]).raw_path.decode() if links else ""
         assert seen == made[::-1]
-    for sid in made:
-        assert a.delete(f"/compute/v2.1/servers/{sid}").status_code == 204
+    for i, sid in enumerate(made):  # deleted alternately through each controller
+        assert (a, b)[i % 2].delete(f"/compute/v2.1/servers/{sid}").status_code == 204
     wait_for(lambda: b.get("/compute/v2.1/servers").json()["servers"] == [], 30, "all deleted")
 
     token = token_for(pair[0], "ci", CI_PASSWORD, "ci")
