@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, Engine, delete, func, insert, or_, select, update
@@ -20,7 +21,7 @@ from rackpool.cloud.network import AddressPool
 from rackpool.cloud.scheduler import Scheduler
 from rackpool.cloud.servers import repository
 from rackpool.cloud.servers import request as serverrequest
-from rackpool.cloud.servers.placement import Placement, PlacementRaced, Size
+from rackpool.cloud.servers.placement import Placed, Placement, PlacementRaced, Size
 from rackpool.cloud.servers.repository import Server, insert_servers
 from rackpool.core.clock import Clock
 from rackpool.core.errors import BadRequest, Conflict, NotFound, QuotaExceeded
@@ -28,6 +29,40 @@ from rackpool.core.errors import BadRequest, Conflict, NotFound, QuotaExceeded
 log = logging.getLogger("rackpool.cloud.compute")
 
 CREATE_ATTEMPTS = 5  # placements raced by another controller before giving up
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """What a create request's references stand for."""
+
+    flavor_id: str
+    size: Size
+    image_id: str
+    public_key: str | None
+
+
+def _draft(
+    ctx: AuthContext, req: serverrequest.ServerRequest, what: Resolved, i: int, p: Placed,
+    now: float, request_id: str | None, global_request_id: str | None,
+) -> Server:  # fmt: skip
+    """The ``i``-th server of a request as it will be stored: BUILD on its host, or
+    ERROR with the reason it has none."""
+    name = req.server_name(i)
+    ok = p.host is not None
+    return Server(
+        id=p.server_id, seq=0, project_id=ctx.project_id, user_id=ctx.user_id, name=name,
+        hostname=validation.hostname_from(name), status="BUILD" if ok else "ERROR",
+        task_state="spawning" if ok else None, deleted=False, host=p.host,
+        flavor_id=what.flavor_id, vcpus=what.size.vcpus, ram=what.size.ram, disk=what.size.disk,
+        image_id=what.image_id, key_name=req.key_name, public_key=what.public_key,
+        address=p.address, mac=p.mac,
+        availability_zone=p.availability_zone if ok else (req.availability_zone or "nova"),
+        metadata=req.metadata, user_data=req.user_data, config_drive=req.config_drive,
+        security_groups=list(req.security_groups), fault_message=None if ok else p.fault,
+        fault_code=None if ok else 500, fault_at=None if ok else now, host_keys=[],
+        console_log="", created_at=now, updated_at=now, launched_at=None,
+        request_id=request_id, global_request_id=global_request_id,
+    )  # fmt: skip
 
 
 class ComputeService:
@@ -330,25 +365,40 @@ class ComputeService:
         global_request_id: str | None,
         last_attempt: bool,
     ) -> list[Server]:
+        """One create transaction: resolve, check the quota, place, insert."""
         now = self._clock.now()
+        what = self._resolve(conn, ctx, req)
+        size = what.size
+        self._check_quota(conn, ctx.project_id, req.max_count, size.vcpus, size.ram)
+        ids = [str(uuid.uuid4()) for _ in range(req.max_count)]
+        placed = self._placement.place(
+            conn, ids, size, req.availability_zone, now, self._config.hosts.heartbeat_timeout,
+            self._hosts.beats.snapshot(), last_attempt,
+        )  # fmt: skip
+        drafts = [
+            _draft(ctx, req, what, i, p, now, request_id, global_request_id)
+            for i, p in enumerate(placed)
+        ]
+        return insert_servers(conn, drafts)
+
+    def _resolve(
+        self, conn: Connection, ctx: AuthContext, req: serverrequest.ServerRequest
+    ) -> Resolved:
+        """The flavor, image, key and zone a request names, as ``ctx`` may use them."""
         flv = conn.execute(select(flavors).where(flavors.c.id == req.flavor_ref)).mappings().first()
         if flv is None:
             raise BadRequest(f"Flavor {req.flavor_ref} could not be found (flavorRef).")
-        img = (
-            conn.execute(
-                select(images).where(
-                    images.c.id == req.image_ref,
-                    or_(images.c.visibility == "public", images.c.owner == ctx.project_id),
-                )
+        img = conn.execute(
+            select(images.c.id, images.c.status).where(
+                images.c.id == req.image_ref,
+                or_(images.c.visibility == "public", images.c.owner == ctx.project_id),
             )
-            .mappings()
-            .first()
-        )
+        ).first()
         if img is None:
             raise BadRequest(f"Image {req.image_ref} could not be found (imageRef).")
-        if img["status"] != "active":
+        if img.status != "active":
             raise BadRequest(
-                f"Image {req.image_ref} is not active (status {img['status']}); upload its data first."
+                f"Image {req.image_ref} is not active (status {img.status}); upload its data first."
             )
         public_key = None
         if req.key_name is not None:
@@ -363,34 +413,8 @@ class ComputeService:
         az = req.availability_zone
         if az is not None and az not in self._zones(conn):
             raise BadRequest(f"The requested availability zone is not available: {az!r}")
-        self._check_quota(conn, ctx.project_id, req.max_count, flv["vcpus"], flv["ram"])
-        ids = [str(uuid.uuid4()) for _ in range(req.max_count)]
-        placed = self._placement.place(
-            conn, ids, Size(flv["vcpus"], flv["ram"], flv["disk"]), az, now,
-            self._config.hosts.heartbeat_timeout, self._hosts.beats.snapshot(), last_attempt,
-        )  # fmt: skip
-        drafts = []
-        for i, p in enumerate(placed):
-            sname = req.server_name(i)
-            ok = p.host is not None
-            drafts.append(
-                Server(
-                    id=p.server_id, seq=0, project_id=ctx.project_id, user_id=ctx.user_id,
-                    name=sname, hostname=validation.hostname_from(sname),
-                    status="BUILD" if ok else "ERROR", task_state="spawning" if ok else None,
-                    deleted=False, host=p.host, flavor_id=flv["id"], vcpus=flv["vcpus"],
-                    ram=flv["ram"], disk=flv["disk"], image_id=img["id"], key_name=req.key_name,
-                    public_key=public_key, address=p.address, mac=p.mac,
-                    availability_zone=p.availability_zone if ok else (az or "nova"),
-                    metadata=req.metadata, user_data=req.user_data,
-                    config_drive=req.config_drive, security_groups=list(req.security_groups),
-                    fault_message=None if ok else p.fault, fault_code=None if ok else 500,
-                    fault_at=None if ok else now, host_keys=[], console_log="",
-                    created_at=now, updated_at=now, launched_at=None, request_id=request_id,
-                    global_request_id=global_request_id,
-                )
-            )  # fmt: skip
-        return insert_servers(conn, drafts)
+        size = Size(flv["vcpus"], flv["ram"], flv["disk"])
+        return Resolved(flv["id"], size, img.id, public_key)
 
     def _zones(self, conn: Connection) -> set[str]:
         return {z for (z,) in conn.execute(select(hosts.c.availability_zone).distinct())} | {"nova"}
