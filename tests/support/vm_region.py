@@ -88,7 +88,10 @@ class VmRack:
     ) -> subprocess.CompletedProcess[str]:
         address = self.address(server)
         known = known_hosts(self.tmp / f"known_hosts-{server.id}", address, keys)
-        return ssh(address, self.key, known, command, user=user, timeout=30)
+        try:
+            return ssh(address, self.key, known, command, user=user, timeout=60)
+        except subprocess.TimeoutExpired as exc:  # a guest starved of CPU: try again later
+            return subprocess.CompletedProcess(exc.cmd, 255, "", f"ssh timed out: {exc}")
 
     def qemu_pid(self, server_id: str) -> int:
         return int(Path(f"/run/libvirt/qemu/rackpool-{server_id}.pid").read_text())
