@@ -1,4 +1,4 @@
-"""Local engines for scale-out on one machine: a PostgreSQL cluster and HAProxy.
+"""Local engines for scale-out on one machine: PostgreSQL, ZooKeeper and HAProxy.
 
 Debian's packages, started as plain child processes (stopped by their PID, never by
 name), listening on loopback only. The tests use them (a session's PostgreSQL, two
@@ -8,7 +8,13 @@ controllers behind HAProxy), and so will ``rackpool up --ha``::
     url = pg.create_database("region_r1")                 # postgresql://postgres:…@…/region_r1
     lb = HAProxy(work_dir, [("127.0.0.1", 8001), ("127.0.0.1", 8002)]).start()
     lb.url                                                # http://127.0.0.1:<port>
-    lb.stop(); pg.stop()                                  # stop removes the cluster directory
+    zk = ZooKeeperServer(work_dir / "zk").start()         # standalone, durable data dir
+    zk.hosts                                              # 127.0.0.1:<port>
+    lb.stop(); zk.stop(); pg.stop()                       # pg.stop removes the cluster directory
+
+Each class starts its process with ``start()`` (waits until it serves, picks a free port)
+and can start it again on the same port with ``spawn()`` (no wait): ``rackpool up``
+restarts a dead engine that way.
 
 Errors are :class:`LocalServiceError` with the child's log tail; passwords never
 appear in one.
@@ -102,12 +108,20 @@ class PostgresCluster:
     password (SCRAM) authentication for TCP; its directory belongs to that user and is
     removed by :meth:`stop`. ``durable=False`` turns off fsync and friends: fine for
     tests and throwaway clusters, not for data anyone keeps.
+
+    ``reach``: when started by root, initdb and the server run in their own mount
+    namespace where ``directory`` is bind-mounted on ``reach`` (an empty directory the
+    ``postgres`` user can reach, such as one under /run), so the cluster can live in a
+    private (0700) state directory the ``postgres`` user could not traverse; nothing
+    outside those processes sees the mount, and no directory's mode changes.
     """
 
     def __init__(
-        self, directory: Path, port: int = 0, password: str | None = None, durable: bool = True
-    ) -> None:
+        self, directory: Path, port: int = 0, password: str | None = None, durable: bool = True,
+        reach: Path | None = None,
+    ) -> None:  # fmt: skip
         self.dir = directory
+        self.reach = reach if reach is not None and os.geteuid() == 0 else None
         self.data = directory / "data"
         self.log_path = directory / "postgres.log"
         self.port = port
@@ -126,7 +140,25 @@ class PostgresCluster:
         return self.proc.pid if self.proc is not None else None
 
     def _popen_user(self) -> dict[str, object]:
-        return {"user": SUPERUSER, "group": SUPERUSER} if self._as_postgres else {}
+        if self._as_postgres and self.reach is None:
+            return {"user": SUPERUSER, "group": SUPERUSER}
+        return {}
+
+    @property
+    def _seen(self) -> Path:
+        """The cluster directory as initdb and the server see it."""
+        return self.reach if self.reach is not None else self.dir
+
+    def _argv(self, argv: list[str]) -> list[str]:
+        """``argv`` as the postgres user, in a mount namespace when ``reach`` is set."""
+        if self.reach is None:
+            return argv
+        self.reach.mkdir(parents=True, exist_ok=True)
+        self.reach.chmod(0o755)
+        script = 'mount --bind "$1" "$2" && shift 2 && exec "$@"'
+        setpriv = ["setpriv", f"--reuid={SUPERUSER}", f"--regid={SUPERUSER}", "--init-groups"]
+        return ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", script,
+                "rackpool-postgres", str(self.dir), str(self.reach), *setpriv, "--", *argv]  # fmt: skip
 
     def _chown(self, path: Path) -> None:
         if self._as_postgres:
@@ -139,14 +171,17 @@ class PostgresCluster:
         self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._chown(self.dir)
         pwfile = self.dir / "pw"
-        pwfile.write_text(self.password + "\n")
-        pwfile.chmod(0o600)
+        fd = os.open(pwfile, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(self.password + "\n")
         self._chown(pwfile)
+        seen = self._seen
         try:
             with open(self.log_path, "ab") as log:
                 done = subprocess.run(
-                    [str(initdb), "-D", str(self.data), "-U", SUPERUSER, "-A", "scram-sha-256",
-                     f"--pwfile={pwfile}", "-E", "UTF8", "--locale=C", "--no-sync"],
+                    self._argv([str(initdb), "-D", str(seen / "data"), "-U", SUPERUSER,
+                                "-A", "scram-sha-256", f"--pwfile={seen / 'pw'}", "-E", "UTF8",
+                                "--locale=C", "--no-sync"]),
                     stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                     timeout=120, check=False, **self._popen_user(),  # type: ignore[call-overload]
                 )  # fmt: skip
@@ -160,25 +195,10 @@ class PostgresCluster:
         """initdb (first time) and start the server; wait until it accepts a login."""
         if not (self.data / "PG_VERSION").exists():
             self._initdb()
-        postgres = postgres_bin("postgres")
-        if postgres is None:
-            raise LocalServiceError("PostgreSQL's server not found (apt install postgresql)")
-        sockets = self.dir / "sock"
-        sockets.mkdir(mode=0o700, exist_ok=True)
-        self._chown(sockets)
         for attempt in range(3):  # a free port can be taken between picking and binding
             port = self.port or free_port()
-            argv = [str(postgres), "-D", str(self.data), "-h", "127.0.0.1", "-p", str(port),
-                    "-k", str(sockets), "-c", "max_connections=400",
-                    "-c", "shared_buffers=64MB", "-c", "log_min_messages=warning"]  # fmt: skip
-            if not self.durable:
-                argv += ["-c", "fsync=off", "-c", "synchronous_commit=off",
-                         "-c", "full_page_writes=off"]  # fmt: skip
-            with open(self.log_path, "ab") as log:
-                self.proc = subprocess.Popen(
-                    argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                    start_new_session=True, **self._popen_user(),  # type: ignore[call-overload]
-                )  # fmt: skip
+            self._spawn(port)
+            assert self.proc is not None
             try:
                 _wait(self.proc, partial(self._answers, port), timeout, "postgres", self.log_path)
             except LocalServiceError:
@@ -189,6 +209,30 @@ class PostgresCluster:
             self.port = port
             return self
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def spawn(self) -> subprocess.Popen[bytes]:
+        """Start the server again on its port (after :meth:`start`), without waiting."""
+        return self._spawn(self.port)
+
+    def _spawn(self, port: int) -> subprocess.Popen[bytes]:
+        postgres = postgres_bin("postgres")
+        if postgres is None:
+            raise LocalServiceError("PostgreSQL's server not found (apt install postgresql)")
+        sockets = self.dir / "sock"
+        sockets.mkdir(mode=0o700, exist_ok=True)
+        self._chown(sockets)
+        argv = [str(postgres), "-D", str(self._seen / "data"), "-h", "127.0.0.1", "-p", str(port),
+                "-k", str(self._seen / "sock"), "-c", "max_connections=400",
+                "-c", "shared_buffers=64MB", "-c", "log_min_messages=warning"]  # fmt: skip
+        if not self.durable:
+            argv += ["-c", "fsync=off", "-c", "synchronous_commit=off",
+                     "-c", "full_page_writes=off"]  # fmt: skip
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                self._argv(argv), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True, **self._popen_user(),  # type: ignore[call-overload]
+            )  # fmt: skip
+        return self.proc
 
     def _answers(self, port: int) -> bool:
         import psycopg
@@ -220,6 +264,16 @@ class PostgresCluster:
             sql += f' TEMPLATE "{template}"'
         self.execute(sql)
         return self.url(name)
+
+    def ensure_database(self, name: str) -> str:
+        """The database ``name``, created if it does not exist yet; its URL."""
+        import psycopg
+
+        if not DB_NAME_RE.match(name):
+            raise ValueError(f"database name {name!r}: use lower-case letters, digits and _")
+        with psycopg.connect(self.url("postgres"), connect_timeout=10) as c:
+            found = c.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+        return self.url(name) if found else self.create_database(name)
 
     def drop_database(self, name: str) -> None:
         if not DB_NAME_RE.match(name):
@@ -297,18 +351,11 @@ backend controllers
 """
 
     def start(self, timeout: float = 20) -> HAProxy:
-        binary = shutil.which("haproxy") or "/usr/sbin/haproxy"
-        if not Path(binary).is_file():
-            raise LocalServiceError("haproxy not found (apt install haproxy)")
         self.dir.mkdir(parents=True, exist_ok=True)
         self.port = self.port or free_port()
         self.config_path.write_text(self.config())
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(
-                [binary, "-db", "-f", str(self.config_path)],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )  # fmt: skip
+        self.spawn()
+        assert self.proc is not None
         try:
             _wait(
                 self.proc, lambda: _answers_tcp("127.0.0.1", self.port), timeout, "haproxy",
@@ -319,6 +366,118 @@ backend controllers
             raise
         return self
 
+    def spawn(self) -> subprocess.Popen[bytes]:
+        """Start HAProxy on its config (written by :meth:`start`), without waiting."""
+        binary = shutil.which("haproxy") or "/usr/sbin/haproxy"
+        if not Path(binary).is_file():
+            raise LocalServiceError("haproxy not found (apt install haproxy)")
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                [binary, "-db", "-f", str(self.config_path)],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )  # fmt: skip
+        return self.proc
+
     def stop(self, timeout: float = 10) -> None:
         """Stop this HAProxy by PID (SIGUSR1 is its soft stop; SIGTERM here: now)."""
+        stop_pid(self.proc, signal.SIGTERM, timeout)
+
+
+JAVA = "/usr/bin/java"
+ZK_JARS = Path("/usr/share/java")
+# zookeeper.jar's manifest names its dependencies; slf4j-simple turns its log into plain
+# lines on stderr (the log file).
+ZK_CLASSPATH = ("zookeeper.jar", "slf4j-simple.jar")
+
+
+def zookeeper_unavailable() -> str | None:
+    """Why Debian's ZooKeeper cannot run here, or None."""
+    if not Path(shutil.which("java") or JAVA).exists():
+        return "no java (apt install default-jre-headless)"
+    if not (ZK_JARS / "zookeeper.jar").exists():
+        return "no /usr/share/java/zookeeper.jar (apt install zookeeper)"
+    return None
+
+
+class ZooKeeperServer:
+    """A standalone ZooKeeper (Debian's ``zookeeper`` package, Java) in ``directory``:
+    zoo.cfg, its data (kept across restarts, fsync on) and log, 127.0.0.1 only."""
+
+    def __init__(self, directory: Path, port: int = 0, tick_ms: int = 500) -> None:
+        self.dir = directory
+        self.port = port
+        self.tick_ms = tick_ms
+        self.config_path = directory / "zoo.cfg"
+        self.log_path = directory / "zookeeper.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def hosts(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc is not None else None
+
+    def config(self) -> str:
+        return "\n".join([
+            f"tickTime={self.tick_ms}", "initLimit=20", "syncLimit=10",
+            f"dataDir={self.dir / 'data'}", f"clientPort={self.port}",
+            "clientPortAddress=127.0.0.1", "maxClientCnxns=0", "admin.enableServer=false",
+            "4lw.commands.whitelist=srvr,ruok",
+            # sessions of 2 ticks up to 60 s: the pool asks for its session-timeout
+            f"minSessionTimeout={2 * self.tick_ms}", "maxSessionTimeout=60000",
+            "autopurge.snapRetainCount=3", "autopurge.purgeInterval=1",
+        ]) + "\n"  # fmt: skip
+
+    def start(self, timeout: float = 60) -> ZooKeeperServer:
+        if why := zookeeper_unavailable():
+            raise LocalServiceError(f"ZooKeeper cannot run: {why}")
+        (self.dir / "data").mkdir(parents=True, exist_ok=True)
+        for attempt in range(3):  # a free port can be taken between picking and binding
+            port = self.port
+            self.port = port or free_port()
+            self.config_path.write_text(self.config())
+            proc = self.spawn()
+            try:
+                _wait(proc, self.serving, timeout, "zookeeper", self.log_path)
+            except LocalServiceError:
+                self.stop()
+                if port or attempt == 2 or "Address already in use" not in _tail(self.log_path):
+                    raise
+                self.port = 0
+                continue
+            return self
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def spawn(self) -> subprocess.Popen[bytes]:
+        """Start the server on its config (written by :meth:`start`), without waiting."""
+        argv = [
+            shutil.which("java") or JAVA, "-Xmx256m", "-Xss512k", "-XX:+UseSerialGC",
+            "-XX:TieredStopAtLevel=1", "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
+            "-Dorg.slf4j.simpleLogger.showDateTime=true", "-Dzookeeper.admin.enableServer=false",
+            "-cp", ":".join(str(ZK_JARS / j) for j in ZK_CLASSPATH),
+            "org.apache.zookeeper.server.quorum.QuorumPeerMain", str(self.config_path),
+        ]  # fmt: skip
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                cwd=self.dir, start_new_session=True,
+            )  # fmt: skip
+        return self.proc
+
+    def serving(self) -> bool:
+        """The server answers ``srvr`` as a standalone server (or quorum member)."""
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
+                s.sendall(b"srvr")
+                data = b""
+                while chunk := s.recv(4096):
+                    data += chunk
+        except OSError:
+            return False
+        return b"Mode: standalone" in data or b"Mode: leader" in data
+
+    def stop(self, timeout: float = 15) -> None:
         stop_pid(self.proc, signal.SIGTERM, timeout)

@@ -4,10 +4,13 @@ StopSignal   installed first thing in ``up``: SIGTERM/SIGINT only set a flag, so
              signal lands half-way through starting a child; every wait of ``up``
              sleeps through :meth:`StopSignal.sleep`, which raises :class:`Stopping`
              once the flag is set, and ``up`` then stops everything it started.
-Daemon       one child process in its own session, its log, its restart backoff.
+Daemon       one child process in its own session, its log, its restart backoff: a
+             ``rackpool`` daemon, or an engine (PostgreSQL, ZooKeeper, HAProxy) that its
+             class in ``localservices`` started and can start again on the same port.
 Supervisor   the daemons ``up`` started: :meth:`Supervisor.tick` restarts a dead one
              after a backoff (0.5 s doubling to 30 s; back to 0.5 s once it ran for a
-             minute), :meth:`Supervisor.stop_all` stops every one, restarted or not.
+             minute), :meth:`Supervisor.stop_all` stops every one, restarted or not: the
+             ``rackpool`` daemons first, then the engines they use.
 """
 
 from __future__ import annotations
@@ -73,6 +76,8 @@ class Daemon:
     argv: list[str]
     log: Path
     before_start: Callable[[], None] | None = None  # e.g. drop a dead daemon's discovery file
+    spawn: Callable[[], subprocess.Popen[bytes]] | None = None  # an engine's own start
+    stop_signal: int = signal.SIGTERM
     proc: subprocess.Popen[bytes] | None = None
     restarts: int = 0
     started_at: float = 0.0
@@ -82,6 +87,10 @@ class Daemon:
     def start(self) -> None:
         if self.before_start is not None:
             self.before_start()
+        if self.spawn is not None:
+            self.proc = self.spawn()
+            self.started_at = time.monotonic()
+            return
         self.log.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log, "ab") as out:
             self.proc = subprocess.Popen(
@@ -95,6 +104,10 @@ class Daemon:
     @property
     def pid(self) -> int | None:
         return self.proc.pid if self.proc is not None else None
+
+    @property
+    def engine(self) -> bool:
+        return self.spawn is not None
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -124,6 +137,16 @@ class Supervisor:
         d = Daemon(name, argv, log_path, before_start)
         self.daemons.append(d)  # listed first: a stop from here on stops it
         d.start()
+        return d
+
+    def adopt(
+        self, name: str, proc: subprocess.Popen[bytes], log_path: Path,
+        spawn: Callable[[], subprocess.Popen[bytes]], stop_signal: int = signal.SIGTERM,
+    ) -> Daemon:  # fmt: skip
+        """Supervise an engine already started (and serving): ``spawn`` restarts it."""
+        d = Daemon(name, [], log_path, spawn=spawn, stop_signal=stop_signal, proc=proc)
+        d.started_at = time.monotonic()
+        self.daemons.append(d)
         return d
 
     def run(self, interval: float = 0.2) -> NoReturn:
@@ -164,11 +187,16 @@ class Supervisor:
         )  # fmt: skip
 
     def stop_all(self, timeout: float = 15) -> None:
-        """SIGTERM every live daemon (newest first), wait, SIGKILL what is left."""
-        live = [d for d in reversed(self.daemons) if d.alive()]
+        """Stop the ``rackpool`` daemons, then the engines they use (each group newest
+        first: SIGTERM, or the engine's fast-stop signal, wait, SIGKILL what is left)."""
+        self._stop([d for d in self.daemons if not d.engine], timeout)
+        self._stop([d for d in self.daemons if d.engine], timeout)
+
+    def _stop(self, daemons: list[Daemon], timeout: float) -> None:
+        live = [d for d in reversed(daemons) if d.alive()]
         for d in live:
             assert d.proc is not None
-            d.proc.terminate()
+            d.proc.send_signal(d.stop_signal)
         deadline = time.monotonic() + timeout
         for d in live:
             assert d.proc is not None

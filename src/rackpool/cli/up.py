@@ -5,6 +5,12 @@ N regions (each its own controller on a loopback port, with an ``admin`` and a
 root with runc/sshd, in-process fake hosts otherwise), a pool over all regions,
 and the ops index shipping every daemon's logs. Writes ``DIR/clouds.yaml`` with
 ``rackpool-<region>`` (ci) and ``rackpool-<region>-admin`` entries.
+
+``--ha``: the scale-out engines on one machine (see ``up_ha``): each region's database
+on PostgreSQL with two controllers behind HAProxy (the region's URL is HAProxy's), its
+hosts as agents (``fake`` or ``container`` driver) reaching the region through HAProxy,
+and two pool launchers on a ZooKeeper store behind their own HAProxy (``pool.json``
+names it).
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ import yaml
 from pydantic import BaseModel
 
 from rackpool.agent.config import AgentConfig
-from rackpool.cli import readiness
+from rackpool.cli import readiness, up_ha
 from rackpool.cli.down import UP_PID_FILE, running_up
 from rackpool.cli.supervise import Daemon, StopSignal, Supervisor
 from rackpool.cloud.config import RegionConfig
@@ -125,16 +131,22 @@ def same_config(config: BaseModel, data: dict[str, Any]) -> None:
         raise AssertionError(f"{type(config).__name__} does not round-trip")  # a bug in up
 
 
-def region_config(plan: RegionPlan, hosts: int, driver: str) -> dict[str, Any]:
+def region_config(
+    plan: RegionPlan, hosts: int, driver: str, database: str | None = None, port: int = 0
+) -> dict[str, Any]:
+    """The region's config; with ``database`` (PostgreSQL, ``--ha``) one controller's, on
+    ``port``, and no in-process hosts (the hosts are agents that outlive a controller)."""
     cfg: dict[str, Any] = {
         "region": plan.name,
-        "listen": {"host": "127.0.0.1", "port": plan.port},
+        "listen": {"host": "127.0.0.1", "port": port or plan.port},
         "state_dir": str(plan.state),
         "agent_token": plan.agent_token,
         "network": {"cidr": plan.cidr},
         "hosts": {"heartbeat_interval": 2.0, "heartbeat_timeout": 20.0},
     }
-    if driver == "fake":
+    if database is not None:
+        cfg["database"] = database
+    elif driver == "fake":
         cfg["fake_hosts"] = [
             {"name": f"{plan.name}-h{j}", "build_delay": 0.5} for j in range(1, hosts + 1)
         ]
@@ -199,22 +211,30 @@ def ensure_keypair(plan: RegionPlan, state: Path) -> Path:
     return key
 
 
-def agent_config(plan: RegionPlan, j: int, state: Path) -> dict[str, Any]:
+def agent_config(
+    plan: RegionPlan, j: int, state: Path, driver: str = "container"
+) -> dict[str, Any]:
     host = f"{plan.name}-h{j}"
-    return typed(AgentConfig, {
+    cfg: dict[str, Any] = {
         "controller": {"url": plan.url, "token": plan.agent_token},
         "host": {"name": host},
         "state_dir": str(state / "agents" / host),
-        "driver": "container",
-        "network": {"bridge": f"rpb-{host}"[:15], "switch": f"rps-{plan.name}"[:15]},
-    })  # fmt: skip
+        "driver": driver,
+    }
+    if driver == "container":
+        cfg["network"] = {"bridge": f"rpb-{host}"[:15], "switch": f"rps-{plan.name}"[:15]}
+    else:  # the size of an in-process fake host
+        cfg["host"].update(vcpus=64, ram_mb=262144, disk_gb=4000)
+    return typed(AgentConfig, cfg)
 
 
 def pool_config(
-    plans: list[RegionPlan], state: Path, host_keys: bool, hosts: int, port: int
-) -> dict[str, Any]:
+    plans: list[RegionPlan], state: Path, host_keys: bool, hosts: int, port: int,
+    store: dict[str, Any] | None = None, own_dir: Path | None = None, token: str | None = None,
+) -> dict[str, Any]:  # fmt: skip
     """The pool over every region; ``port`` is picked once per ``up`` so a restarted
-    pool answers at the same URL."""
+    pool answers at the same URL. ``--ha``: one launcher's, on the shared ``store``
+    (ZooKeeper) with its own ``own_dir`` (its pool.json) and the launchers' ``token``."""
     labels = [
         {"name": "default", "cloud-image": "host", "flavor-name": "m1.small",
          "key-name": "default", "username": "root"},
@@ -223,9 +243,10 @@ def pool_config(
     ]  # fmt: skip
     return typed(PoolConfig, {
         "pool-name": "rackpool-up",
-        "state-dir": str(state),
-        "store": str(state / "pool" / "pool.sqlite"),
-        "api": {"listen": "127.0.0.1", "port": port, "token": secrets.token_urlsafe(18)},
+        "state-dir": str(own_dir or state),
+        "store": store or str(state / "pool" / "pool.sqlite"),
+        "api": {"listen": "127.0.0.1", "port": port,
+                "token": token or secrets.token_urlsafe(18)},  # fmt: skip
         "labels": [{"name": "default", "min-ready": 1}, {"name": "tiny", "min-ready": 0}],
         "providers": [
             {
@@ -275,6 +296,8 @@ class Up:
         self.state = Path(args.state_dir or os.environ.get(STATE_ENV) or "state").resolve()
         self.logs = self.state / "logs"
         self.sup = Supervisor(stop)
+        self.engines: up_ha.Engines | None = None
+        self.backends: dict[str, list[int]] = {}  # --ha: each proxy's backend ports
 
     def _daemon(
         self, name: str, argv: list[str], discovery: Path | None = None, jsonl: bool = False
@@ -318,6 +341,12 @@ class Up:
         """Start everything, wait until it is usable, say so, then supervise until stopped."""
         self.claim_state()
         driver = self.choose_driver()
+        if self.args.ha:
+            if why := up_ha.unavailable(pool=not self.args.no_pool):
+                raise ConfigError(f"--ha is not possible here: {why}")
+            self.engines = up_ha.Engines(self.state, self.sup)
+            self.engines.start_postgres()
+            self.stop.check()
         plans = plan_regions(self.state, self.args.regions)
         since = {p.name: self.start_region(p, driver) for p in plans}
         clouds_yaml = write_private(self.state / "clouds.yaml", yaml.safe_dump(clouds(plans)))
@@ -325,11 +354,14 @@ class Up:
         for p in plans:
             key = ensure_keypair(p, self.state)
             self.stop.check()
-        if driver == "container":
-            self.start_agents(plans)
+        if driver == "container" or self.engines is not None:
+            self.start_agents(plans, driver)
         ops = None if self.args.no_ops else self.start_ops()
         disabled = self.wait_hosts(plans, since)
-        pool_url = None if self.args.no_pool else self.start_pool(plans, driver)
+        start_pool = self.start_pool if self.engines is None else self.start_pool_ha
+        pool_url = None if self.args.no_pool else start_pool(plans, driver)
+        if self.engines is not None:
+            self.engines.write_summary(self.backends)
         ops_url = None if ops is None else self.wait_ops(ops)
         web_url = None if self.args.no_web else self.start_web(plans)
         self._print(plans, clouds_yaml, driver, key, pool_url, ops_url, disabled, web_url)
@@ -338,6 +370,8 @@ class Up:
 
     def start_region(self, p: RegionPlan, driver: str) -> float:
         """Start region ``p``; returns the time from which its hosts' reports count."""
+        if self.engines is not None:
+            return self.start_region_ha(p, driver, self.engines)
         cfg = region_config(p, self.args.hosts, driver)
         path = write_private(p.state / "region.yaml", yaml.safe_dump(cfg))
         bootstrap_region(p, cfg, pool_max_servers(self.args.hosts))
@@ -350,10 +384,33 @@ class Up:
         self._wait(partial(readiness.http_missing, p.url + "/"), f"region {p.name}", 30)
         return since
 
-    def start_agents(self, plans: list[RegionPlan]) -> None:
+    def start_region_ha(self, p: RegionPlan, driver: str, engines: up_ha.Engines) -> float:
+        """Region ``p`` on its PostgreSQL database: two controllers, HAProxy on ``p.port``."""
+        database = engines.database(p.name)
+        ports = [_free_port() for _ in range(up_ha.CONTROLLERS)]
+        cfgs = [region_config(p, self.args.hosts, driver, database, port) for port in ports]
+        bootstrap_region(p, cfgs[0], pool_max_servers(self.args.hosts))
+        self.stop.check()
+        since = time.time()
+        for i, cfg in enumerate(cfgs, 1):
+            path = write_private(p.state / f"controller{i}.yaml", yaml.safe_dump(cfg))
+            log_file = str(self.logs / f"cloud-{p.name}-c{i}.jsonl")
+            self._daemon(
+                f"cloud-{p.name}-c{i}",
+                ["cloud", "serve", "--config", str(path), "--log-file", log_file],
+            )  # fmt: skip
+        for i, port in enumerate(ports, 1):
+            url = f"http://127.0.0.1:{port}/"
+            self._wait(partial(readiness.http_missing, url), f"region {p.name} controller {i}", 60)
+        engines.start_proxy(p.name, ports, p.port, "/")
+        self.backends[p.name] = ports
+        self._wait(partial(readiness.http_missing, p.url + "/"), f"region {p.name}", 30)
+        return since
+
+    def start_agents(self, plans: list[RegionPlan], driver: str) -> None:
         for p in plans:
             for j in range(1, self.args.hosts + 1):
-                cfg = agent_config(p, j, self.state)
+                cfg = agent_config(p, j, self.state, driver)
                 name = cfg["host"]["name"]
                 path = write_private(self.state / "agents" / f"{name}.yaml", yaml.safe_dump(cfg))
                 log_file = str(self.logs / f"agent-{name}.jsonl")
@@ -395,6 +452,34 @@ class Up:
         self._wait(partial(readiness.pool_missing, info["url"], info["token"]), "the pool")
         return str(info["url"])
 
+    def start_pool_ha(self, plans: list[RegionPlan], driver: str) -> str:
+        """Two launchers on ZooKeeper, HAProxy in front; ``pool.json`` names HAProxy."""
+        assert self.engines is not None
+        self.engines.start_zookeeper()
+        token = secrets.token_urlsafe(18)
+        discovery = self.state / "pool.json"
+        discovery.unlink(missing_ok=True)
+        started: list[tuple[Daemon, Path]] = []
+        ports = [_free_port() for _ in range(up_ha.LAUNCHERS)]
+        for i, port in enumerate(ports, 1):
+            own = self.state / "pool" / f"launcher{i}"
+            cfg = pool_config(
+                plans, self.state, driver == "container", self.args.hosts, port,
+                self.engines.pool_store(), own, token,
+            )  # fmt: skip
+            path = write_private(self.state / f"pool-launcher{i}.yaml", yaml.safe_dump(cfg))
+            state_file = own / "pool.json"
+            state_file.unlink(missing_ok=True)
+            argv = ["pool", "serve", "--config", str(path)]
+            started.append((self._daemon(f"pool-{i}", argv, state_file, jsonl=True), state_file))
+        for i, (d, state_file) in enumerate(started, 1):
+            self._discovery(d, state_file, f"pool launcher {i}")
+        lb = self.engines.start_proxy("pool", ports, _free_port(), "/ready")
+        self.backends["pool"] = ports
+        write_private(discovery, json.dumps({"url": lb.url, "token": token, "pid": os.getpid()}))
+        self._wait(partial(readiness.pool_missing, lb.url, token), "the pool")
+        return lb.url
+
     def start_web(self, plans: list[RegionPlan]) -> str:
         cfg = web_config(plans, self.state, _free_port())
         path = write_private(self.state / "web.yaml", yaml.safe_dump(cfg))
@@ -422,6 +507,7 @@ class Up:
         lines = [
             f"rackpool is up ({len(plans)} region(s), {self.args.hosts} {driver} host(s) each); state in {st}",
             *(f"  region {p.name}: {p.url}  (instances in {p.cidr})" for p in plans),
+            *self._ha_lines(plans),
             *(f"  host {h} is disabled: it takes no new servers" for h in disabled),
             f"  clouds.yaml: {clouds_yaml}",
             f"    export OS_CLIENT_CONFIG_FILE={clouds_yaml}",
@@ -445,8 +531,30 @@ class Up:
         )
         print("\n".join(lines), flush=True)
 
+    def _ha_lines(self, plans: list[RegionPlan]) -> list[str]:
+        e = self.engines
+        if e is None or e.postgres is None:
+            return []
+        lines = [f"  PostgreSQL: 127.0.0.1:{e.postgres.port} (one database per region, "
+                 f"region_<name>; password in {self.state / 'secrets.json'})"]  # fmt: skip
+        lines += [
+            f"    {p.name}: HAProxy {p.url} -> controllers on ports "
+            + ", ".join(map(str, self.backends.get(p.name, [])))
+            for p in plans
+        ]
+        if e.zookeeper is not None:
+            lines.append(f"  ZooKeeper: {e.zookeeper.hosts} (pool store under {up_ha.ZK_CHROOT})")
+            lines.append(
+                f"    pool: HAProxy {e.proxies['pool'].url} -> launchers on ports "
+                + ", ".join(map(str, self.backends.get("pool", [])))
+            )
+        lines.append(f"    ports of all of these: {self.state / 'ha.json'}")
+        return lines
+
     def shutdown(self) -> None:
         self.sup.stop_all()
+        if self.engines is not None:
+            (self.state / "pool.json").unlink(missing_ok=True)  # it names up's HAProxy
         if running_up(self.state) == os.getpid():
             (self.state / UP_PID_FILE).unlink(missing_ok=True)
 
@@ -481,4 +589,9 @@ def register(sub: Any) -> None:
     p.add_argument("--no-pool", action="store_true", help="do not start the node pool")
     p.add_argument("--no-ops", action="store_true", help="do not start the log index")
     p.add_argument("--no-web", action="store_true", help="do not start the web dashboard")
+    p.add_argument(
+        "--ha", action="store_true",
+        help="scale-out engines: PostgreSQL with two controllers per region behind HAProxy, "
+        "two pool launchers on ZooKeeper behind HAProxy",
+    )  # fmt: skip
     p.set_defaults(handler=_run)
