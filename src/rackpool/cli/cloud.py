@@ -32,7 +32,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     config = load_region_config(args.config)
     _setup_logging(args, config)
-    serve.run(config, ready_file=args.ready_file)
+    serve.run(config, ready_file=args.ready_file, reuse_port=args.reuse_port)
     return 0
 
 
@@ -140,7 +140,14 @@ def register(sub: Any) -> None:
 
     serve = csub.add_parser("serve", help="serve one region (rack) from region.yaml")
     serve.add_argument("--config", required=True, metavar="FILE")
-    serve.add_argument("--ready-file", help="write {url, pid} here once listening")
+    serve.add_argument("--ready-file", help="write {url, pid} here once serving")
+    serve.add_argument(
+        "--reuse-port",
+        action="store_true",
+        default=os.environ.get("RACKPOOL_REUSE_PORT") == "1",
+        help="bind with SO_REUSEPORT so a new controller can take over the port while this "
+        "one serves, for upgrades without refused connections (default: $RACKPOOL_REUSE_PORT=1)",
+    )
     _add_logging_args(serve)
     serve.set_defaults(handler=_serve)
 
