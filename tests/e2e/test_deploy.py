@@ -1,0 +1,190 @@
+"""``rackpool deploy`` onto four "bare-metal" test hosts, as an operator runs it.
+
+One rack for the module (deploying costs minutes), its tests in order:
+controller ``ctl``, compute hosts ``c1`` and ``c2`` (container driver: instances nested
+in the hosts, on the rack's instance network), ``svc`` with the pool and the ops index.
+
+1. deploy from scratch → a node requested from the deployed pool answers SSH with the
+   host keys the pool reported;
+2. deploy again → changed=0;
+3. ``--check`` after an inventory edit shows exactly that edit and changes nothing;
+4. upgrade A → B while a client keeps requesting and releasing nodes: no failed
+   request, no instance lost or leaked, the nodes held across it answer with the same
+   host keys after their agents were upgraded;
+5. a broken batch (a bad config for c1, the second host of the rollout) stops the
+   upgrade B → C naming the host, leaves c2 untouched, and ``--rollback`` restores c1.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.support.deploy_rack import Churn, Rack, deploy_rack
+
+from rackpool.core.clock import wait_for
+
+# The module's rack is deployed in the first test's setup (minutes on a busy machine).
+pytestmark = [pytest.mark.root, pytest.mark.timeout(1200)]
+
+COMPUTES = ("c1", "c2")
+
+
+@pytest.fixture(scope="module")
+def rack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rack]:
+    with deploy_rack(tmp_path_factory.mktemp("deploy")) as r:
+        r.write_inventory(r.inventory())
+        first = r.deploy()
+        assert first.rc == 0, first.stdout[-3000:] + first.stderr[-3000:]
+        yield r
+
+
+def _fail_text(run: Any) -> str:
+    return f"rc={run.rc}\n{run.stdout[-4000:]}\n{run.stderr[-2000:]}"
+
+
+def test_1_deploy_from_scratch_serves_nodes_over_ssh(rack: Rack) -> None:
+    assert rack.runs[0].summary["failed"] == 0
+    for name in rack.hosts.names:
+        assert rack.running_version(name) == rack.versions[0]
+    with rack.pool() as pool:
+        node = rack.request_node(pool)
+        try:
+            # the pool reported the node's host keys; ssh trusts exactly those
+            out = rack.node_ssh(node, "cat /etc/os-release; hostname")
+            assert "bookworm" in out
+        finally:
+            rack.release(pool, node["id"])
+
+
+def test_2_deploy_again_changes_nothing(rack: Rack) -> None:
+    again = rack.deploy()
+    assert again.rc == 0, _fail_text(again)
+    assert again.summary["changed"] == 0, again.changed_hosts()
+
+
+def test_3_check_shows_exactly_an_inventory_edit(rack: Rack) -> None:
+    inv = rack.inventory()
+    inv["regions"][0]["controller"]["heartbeat_timeout"] = 25.0
+    rack.write_inventory(inv)
+    try:
+        check = rack.deploy("--check")
+        assert check.rc == 0, _fail_text(check)
+        assert check.changed_hosts() == {"r1-ctl"}
+        diff = [line for line in check.stdout.splitlines()
+                if line.startswith(("+", "-")) and not line.startswith(("+++", "---"))]  # fmt: skip
+        assert any("heartbeat_timeout" in line and "25" in line for line in diff), diff
+        assert all("heartbeat_timeout" in line for line in diff), diff
+        # nothing changed on the host
+        region_yaml = (
+            rack.hosts.hosts["ctl"]
+            .ssh("cat /opt/rackpool/current/etc/region.yaml", check=True)
+            .stdout
+        )
+        assert "heartbeat_timeout: 15.0" in region_yaml
+    finally:
+        rack.write_inventory(rack.inventory())
+
+
+def _servers(rack: Rack) -> dict[str, str]:
+    """Server id → compute host, as the region's admin sees them."""
+    admin = rack.region_admin()
+    try:
+        r = admin.get("/compute/v2.1/servers/detail", params={"all_tenants": "1"})
+        r.raise_for_status()
+        return {s["id"]: s.get("OS-EXT-SRV-ATTR:host") or "" for s in r.json()["servers"]}
+    finally:
+        admin.close()
+
+
+def _instances(rack: Rack) -> set[str]:
+    return set().union(*(rack.instances_on(c) for c in COMPUTES))
+
+
+def test_4_rolling_upgrade_under_load_loses_nothing(rack: Rack) -> None:
+    a, b = rack.versions[0], rack.versions[1]
+    with rack.pool() as pool:
+        held: list[dict[str, Any]] = []
+        for _ in range(6):  # nodes held across the upgrade, until both computes run one
+            held.append(rack.request_node(pool))
+            if {h for h in _servers(rack).values()} >= {"r1-c1", "r1-c2"}:
+                break
+        assert set(_servers(rack).values()) == {"r1-c1", "r1-c2"}
+        before = {n["id"]: rack.node_ssh(n, "cat /etc/ssh/ssh_host_*_key.pub") for n in held}
+
+        churn = Churn(rack)
+        client = threading.Thread(target=churn.run, daemon=True)
+        client.start()
+        wait_for(lambda: churn.done >= 1 or churn.failed, 120, "the client's first node")
+        inv = rack.inventory(version=b)
+        rack.write_inventory(inv)
+        up = rack.deploy("--upgrade", "--batch", "1")
+        churn.stop.set()
+        client.join(300)
+        assert up.rc == 0, _fail_text(up)
+        assert churn.failed == [], churn.failed
+        assert churn.done >= 2
+        for name in rack.hosts.names:
+            assert rack.running_version(name) == b, name
+        # held nodes: same instance, same host keys (strict known_hosts), still served
+        for n in held:
+            assert rack.node_ssh(n, "cat /etc/ssh/ssh_host_*_key.pub") == before[n["id"]]
+        for n in held:
+            rack.release(pool, n["id"])
+
+    # nothing leaked: every server the region has runs, and everything running is known
+    def settled() -> bool:
+        servers, running = set(_servers(rack)), _instances(rack)
+        return servers == running == set()
+
+    wait_for(settled, 120, "servers and instances all gone after release")
+    assert a != b
+
+
+def test_5_broken_batch_stops_the_rollout_and_rollback_restores(rack: Rack) -> None:
+    base, c = rack.running_version("c2"), rack.versions[2]  # B after test 4
+    inv = rack.inventory(version=c, timeout=45)
+    # c1, the second host of the rollout: a driver its host cannot run (no libvirt there);
+    # the inventory is valid, the agent exits at start and never registers
+    inv["regions"][0]["hosts"][0]["driver"] = "libvirt"
+    rack.write_inventory(inv)
+    broken = rack.deploy("--upgrade", "--batch", "1")
+    assert broken.rc != 0, _fail_text(broken)
+    assert "r1-c1" in broken.stderr
+    assert rack.running_version("ctl") == c
+    assert rack.running_version("c2") == base  # untouched
+    assert rack.running_version("svc") == base
+
+    rack.write_inventory(rack.inventory(version=base))
+    back = rack.deploy("--rollback")
+    assert back.rc == 0, _fail_text(back)
+    for name in ("ctl", "c1", "c2", "svc"):
+        assert rack.running_version(name) == base, name
+    # c1 serves again: its agent is up and a canary-like server lands on it
+    assert "r1-c1" in _servers_on_each_host(rack)
+
+
+def _servers_on_each_host(rack: Rack) -> set[str]:
+    """Request nodes until both computes run one (at most 6); the hosts they landed on."""
+    with rack.pool() as pool:
+        nodes = []
+        try:
+            for _ in range(6):
+                nodes.append(rack.request_node(pool))
+                rack.node_ssh(nodes[-1], "true")
+                if set(_servers(rack).values()) >= {"r1-c1", "r1-c2"}:
+                    break
+            return set(_servers(rack).values())
+        finally:
+            for n in nodes:
+                rack.release(pool, n["id"])
+
+
+def test_module_budget(rack: Rack) -> None:
+    """The figures of this run, for the record (printed; -s shows them)."""
+    for run in rack.runs:
+        print(f"{' '.join(run.argv[2:]) or 'deploy'}: rc={run.rc} {run.seconds:.1f}s")
+    assert Path(rack.workdir).exists()
