@@ -41,7 +41,8 @@ def test_every_role_and_template_ships_in_the_package() -> None:
                      "rackpool_pool", "rackpool_ops"}  # fmt: skip
     units = {t.name for t in PLAYBOOKS.glob("roles/*/templates/*.service.j2")}
     assert units == {
-        f"rackpool-{d}.service.j2" for d in ("controller", "agent", "pool", "ops", "web")
+        "rackpool-controller@.service.j2",  # one instance per version: the port handover
+        *(f"rackpool-{d}.service.j2" for d in ("agent", "pool", "ops", "web")),
     }
 
 
