@@ -26,7 +26,7 @@ from rackpool.cloud.db.schema import projects, role_assignments, tokens, users
 from rackpool.core.clock import Clock
 from rackpool.core.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized
 
-ROLES = ("admin", "member")
+ROLES = ("admin", "member", "reader")
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1}
 # Checked against when the user does not exist, so that a login for an unknown user
 # costs the same scrypt work as a wrong password (timing does not reveal user names).
@@ -68,6 +68,7 @@ class AuthContext:
     expires_at: float
     token_hash: str
     is_cloud_admin: bool = False
+    is_cloud_reader: bool = False  # the reader role on the admin project: cloud-wide GETs only
 
     def require_cloud_admin(self) -> None:
         """Refuse unless the caller holds the admin role on the cloud's admin project."""
@@ -94,6 +95,10 @@ class IdentityService:
 
     def _cloud_admin(self, project_name: str, roles: tuple[str, ...]) -> bool:
         return "admin" in roles and project_name == self._admin_project
+
+    def _cloud_reader(self, project_name: str, roles: tuple[str, ...]) -> bool:
+        """Keystone's ``reader`` on the admin project (and no admin role there)."""
+        return "reader" in roles and project_name == self._admin_project and "admin" not in roles
 
     # -- management -------------------------------------------------------
     def create_project(self, name: str, description: str = "") -> str:
@@ -225,6 +230,7 @@ class IdentityService:
             expires_at=now + self._ttl,
             token_hash=token_digest(token),
             is_cloud_admin=self._cloud_admin(proj["name"], roles),
+            is_cloud_reader=self._cloud_reader(proj["name"], roles),
         )
         with self._engine.begin() as conn:
             conn.execute(
@@ -305,6 +311,7 @@ class IdentityService:
             expires_at=row["expires_at"],
             token_hash=digest,
             is_cloud_admin=self._cloud_admin(row["project_name"], roles),
+            is_cloud_reader=self._cloud_reader(row["project_name"], roles),
         )
         self._remember(ctx)
         return ctx

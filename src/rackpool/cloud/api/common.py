@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -11,7 +12,7 @@ from starlette.responses import Response
 
 from rackpool.cloud.identity import AuthContext
 from rackpool.cloud.region import Region
-from rackpool.core.errors import RackpoolError
+from rackpool.core.errors import Forbidden, RackpoolError
 from rackpool.core.httpguard import parse_json
 
 log = logging.getLogger("rackpool.cloud.api")
@@ -60,9 +61,18 @@ async def body_json(request: Request) -> Any:
     return parse_json(await request.body())
 
 
+READ_METHODS = ("GET", "HEAD")
+
+
 def auth(request: Request) -> AuthContext:
+    """The caller; a cloud reader reads as a cloud admin and may change nothing."""
     ctx = getattr(request.state, "auth", None)
     if ctx is None:
         ctx = region_of(request).identity.validate(request.headers.get("x-auth-token"))
+        if ctx.is_cloud_reader:
+            if request.method not in READ_METHODS:
+                raise Forbidden("Policy doesn't allow this operation to be performed (the "
+                                "reader role only reads).")  # fmt: skip
+            ctx = replace(ctx, is_cloud_admin=True)
         request.state.auth = ctx
     return ctx
