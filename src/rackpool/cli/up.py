@@ -49,6 +49,7 @@ from rackpool.pool.config import PoolConfig
 from rackpool.web.config import WebConfig
 
 STATE_ENV = "RACKPOOL_STATE_DIR"
+READER_USER = "web-reader"
 log = logging.getLogger("rackpool.up")
 
 
@@ -61,6 +62,7 @@ class RegionPlan:
     admin_password: str
     ci_password: str
     agent_token: str
+    reader_password: str  # web-reader: the dashboard's read-only account (reader role)
 
     @property
     def url(self) -> str:
@@ -103,6 +105,7 @@ def plan_regions(state: Path, count: int) -> list[RegionPlan]:
             "ci_password": secrets.token_urlsafe(12),
             "agent_token": secrets.token_urlsafe(24),
         }
+        s.setdefault("reader_password", secrets.token_urlsafe(12))  # state of an older up
         saved[name] = s
         plans.append(
             RegionPlan(
@@ -159,13 +162,16 @@ def pool_max_servers(hosts: int) -> int:
 
 def bootstrap_region(plan: RegionPlan, config: dict[str, Any], max_servers: int) -> None:
     """Admin and ci projects; ci (the pool's tenant) gets a quota that fits the pool's
-    max-servers of the largest default flavor, other projects the region's default."""
+    max-servers of the largest default flavor, other projects the region's default; a
+    ``web-reader`` user with the reader role on admin (cloud-wide reads only) for the
+    public dashboard, which must never hold an admin password."""
     from rackpool.cloud.region import Region
 
     cfg = RegionConfig.model_validate(config)
     region = Region.open(cfg)
     try:
         region.ensure_project("admin", "admin", plan.admin_password, "admin")
+        region.ensure_project("admin", READER_USER, plan.reader_password, "reader")
         ci = region.ensure_project("ci", "ci", plan.ci_password, "member")
         q = cfg.default_quota
         region.compute.set_quota(
@@ -284,7 +290,12 @@ def web_config(plans: list[RegionPlan], state: Path, port: int) -> dict[str, Any
     return typed(WebConfig, {
         "listen": {"host": "127.0.0.1", "port": port},
         "state_dir": str(state),
-        "regions": [{"name": p.name, "url": p.url} for p in plans],
+        "regions": [
+            {"name": p.name, "url": p.url,
+             "reader": {"username": READER_USER, "password": p.reader_password,
+                        "project": "admin", "quota_project": "ci"}}
+            for p in plans
+        ],  # fmt: skip
         "log": {"json": True, "path": str(state / "logs" / "web.jsonl")},
     })  # fmt: skip
 

@@ -193,7 +193,9 @@ def test_overview_plots_health_since_and_hosts(dash: Dashboard) -> None:
     t = text(html)
     assert "Since (UTC)" in t and re.search(r"in service\s+\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", t)
     assert "Quota (used / limit)" in t
-    assert "no reader account configured" in t  # up gives the dashboard no region account
+    # up gives the dashboard its web-reader account (reader role): the hosts are listed
+    assert "no reader account configured" not in t and "hosts not read" not in t
+    assert "r1-h1" in t and "r1-h2" in t
 
 
 def test_capacity_share_and_what_the_rack_added(dash: Dashboard) -> None:
