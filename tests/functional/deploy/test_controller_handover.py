@@ -145,6 +145,7 @@ def controller(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Controller]
         yield Controller(hs, workdir, wheels, (a, b))
 
 
+@pytest.mark.timeout(1800)  # three deploys, an upgrade and a rollback: minutes under load
 def test_upgrade_and_rollback_hand_the_port_over(controller: Controller) -> None:
     a, b = controller.versions
     first = controller.deploy(a)
