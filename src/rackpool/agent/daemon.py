@@ -29,7 +29,7 @@ from rackpool.agent.images import ImageCache, fetch_failure
 from rackpool.agent.reconcile import plan, request_ids
 from rackpool.agent.virt.base import InstanceState, VirtDriver
 from rackpool.agent.virt.factory import make_driver
-from rackpool.core.errors import RackpoolError
+from rackpool.core.errors import ConfigError, RackpoolError
 from rackpool.core.logs import log_context
 
 log = logging.getLogger("rackpool.agent.daemon")
@@ -37,6 +37,7 @@ log = logging.getLogger("rackpool.agent.daemon")
 CONSOLE_REFRESH = 2.0  # seconds between console log re-reports of one instance
 # This host's own credential, as its first registration returned it (docs/agent-api.md).
 CREDENTIAL_FILE = "host-credential"
+SYS_CLASS_NET = Path("/sys/class/net")
 
 
 class Agent:
@@ -90,8 +91,9 @@ class Agent:
             except (ControllerUnavailable, HostNetworkBusy) as exc:
                 backoff = min(max(backoff * 2, 0.5), 10.0)
                 log.warning("retrying in %.1fs: %s", backoff, exc, extra=self._extra)
-            except IncompatibleController as exc:
-                # not worth retrying: the operator upgrades one end (instances keep running)
+            except (IncompatibleController, ConfigError) as exc:
+                # not worth retrying: the operator upgrades one end or fixes this host's
+                # config (instances keep running)
                 log.error("refusing to run: %s", exc, extra=self._extra)
                 raise
             except ControllerRejected as exc:
@@ -156,6 +158,7 @@ class Agent:
     def register(self) -> None:
         """Register (again); first make sure the controller serves our agent API version."""
         self.client.check_version()
+        self._check_network_config()
         cap = self.driver.capacity()
         h = self.config.host
         resp = self.client.register(
@@ -209,6 +212,20 @@ class Agent:
         self.client.set_token(self.config.controller.token.get_secret_value())
         self._registered = False
         return True
+
+    def _check_network_config(self) -> None:
+        """Refuse, before registering, a host network this host cannot build: a host that
+        registered and then failed to join its NIC would look healthy to the controller
+        (and to a deploy's health gate) while no instance on it could be reached."""
+        uplink = self.config.network.uplink
+        if self.driver.name == "fake" or not uplink:
+            return
+        if not (SYS_CLASS_NET / uplink).exists():
+            have = sorted(p.name for p in SYS_CLASS_NET.iterdir() if p.name != "lo")
+            raise ConfigError(
+                f"network.uplink: this host has no interface {uplink!r}; set it to one of "
+                f"{', '.join(have) or '(none)'} or leave it out"
+            )
 
     def _setup_network(self, net: dict[str, Any]) -> None:
         if self.driver.name == "fake":
