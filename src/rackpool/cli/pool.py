@@ -89,6 +89,17 @@ def _providers(args: argparse.Namespace) -> int:
     return 0
 
 
+def _launchers(args: argparse.Namespace) -> int:
+    rows = _client(args).launchers()
+    if args.json:
+        _print(rows)
+        return 0
+    for r in rows:
+        mark = "  (answered this call)" if r.get("self") else ""
+        print(f"{r['id']:<40} {r.get('url', '-'):<28} pid {r.get('pid', '?')}{mark}")
+    return 0
+
+
 def _pause(args: argparse.Namespace) -> int:
     _print(_client(args).set_paused(args.name, args.provider_command == "pause"))
     return 0
@@ -108,6 +119,10 @@ def register(sub: Any) -> None:
     s.add_argument("--config", required=True, help="pool.yaml")
     s.add_argument("--log-level", default="INFO")
     s.set_defaults(handler=_serve)
+    ls_l = psub.add_parser("launchers", help="the live launchers sharing the pool's store")
+    ls_l.add_argument("--json", action="store_true")
+    _where(ls_l)
+    ls_l.set_defaults(handler=_launchers)
 
     node = sub.add_parser("node", help="request, list, release and hold pool nodes")
     nsub = node.add_subparsers(dest="node_command", metavar="ACTION", required=True)

@@ -4,6 +4,7 @@
     GET  /api/requests/{id}?wait=S     fulfilled requests list nodes with connection facts
     GET  /api/nodes                    POST /api/nodes/{id}/release   POST /api/nodes/{id}/hold
     GET  /api/providers                POST /api/providers/{name}/pause|resume
+    GET  /api/launchers                the live launchers sharing the store (any serves all)
     GET  /node-list /request-list /label-list /ready    nodepool's names and JSON fields
     GET  /metrics                      Prometheus
 
@@ -169,7 +170,8 @@ def create_app(launcher: Launcher, token: str, workers: Workers | None = None) -
         req = await workers.run("api", launcher.store.get_request, rid)
         while not req.done and time.monotonic() < deadline:
             await asyncio.sleep(0.005)
-            req = await workers.run("api", launcher.store.get_request, rid)
+            # the store's watch-fed copy while polling (ZooKeeper: no read per poll)
+            req = await workers.run("api", launcher.store.get_request, rid, True)
         return JSONResponse(await workers.run("api", request_view, req, launcher))
 
     async def list_nodes(request: Request) -> Response:
@@ -195,6 +197,14 @@ def create_app(launcher: Launcher, token: str, workers: Workers | None = None) -
     async def providers(request: Request) -> Response:
         auth(request)
         return JSONResponse([p.to_dict() for p in launcher.provider_status().values()])
+
+    async def launchers(request: Request) -> Response:
+        auth(request)
+        rows = [
+            {"id": lid, **{k: v for k, v in info.items() if k != "id"}, "self": lid == launcher.id}
+            for lid, info in launcher.store.launchers().items()
+        ]
+        return JSONResponse(rows)
 
     async def pause(request: Request) -> Response:
         auth(request)
@@ -250,6 +260,7 @@ def create_app(launcher: Launcher, token: str, workers: Workers | None = None) -
         Route("/api/nodes/{id}/release", release, methods=["POST"]),
         Route("/api/nodes/{id}/hold", hold, methods=["POST"]),
         Route("/api/providers", providers, methods=["GET"]),
+        Route("/api/launchers", launchers, methods=["GET"]),
         Route("/api/providers/{name}/{action:str}", pause, methods=["POST"]),
         Route("/node-list", node_list),
         Route("/node-list.json", node_list),

@@ -87,6 +87,9 @@ class PoolClient:
     def providers(self) -> list[dict[str, Any]]:
         return list(self._call("GET", "/api/providers"))
 
+    def launchers(self) -> list[dict[str, Any]]:
+        return list(self._call("GET", "/api/launchers"))
+
     def set_paused(self, name: str, paused: bool) -> dict[str, Any]:
         action = "pause" if paused else "resume"
         return dict(self._call("POST", f"/api/providers/{name}/{action}"))

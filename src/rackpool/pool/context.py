@@ -1,10 +1,16 @@
-"""What the launcher's components share during one loop iteration."""
+"""What the launcher's components share during one loop iteration.
+
+Several launchers may share the store. Every write here is compare-and-set; node
+creation that must respect a provider's limits happens in :meth:`Ctx.launch_nodes`,
+under the provider's store-wide lock and against a fresh count of its nodes, so two
+launchers together never go over max-servers or quota.
+"""
 
 from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,10 +21,13 @@ from rackpool.pool.errors import StaleWrite, UnknownNode
 from rackpool.pool.keyscan import Keyscanner
 from rackpool.pool.metrics import PoolMetrics
 from rackpool.pool.model import Node, NodeRequest
-from rackpool.pool.provider import ProviderRuntime
+from rackpool.pool.provider import HOLDING, ProviderRuntime
 from rackpool.pool.store.base import Store
 
 log = logging.getLogger("rackpool.pool.launcher")
+
+# seconds to wait for a store-wide lock (held for milliseconds) before trying next pass
+ADMISSION_WAIT = 1.0
 
 
 def ids(
@@ -61,24 +70,54 @@ class Ctx:
         try:
             new = self.store.update_node(node)
         except StaleWrite:
-            try:
-                self.nodes[node.id] = self.store.get_node(node.id)
-            except UnknownNode:
-                self.nodes.pop(node.id, None)
+            self.refresh_node(node.id)
             return None
         self.nodes[new.id] = new
         if old is None or old.state != new.state:
             self.wake()
         return new
 
+    def refresh_node(self, node_id: str) -> Node | None:
+        try:
+            fresh = self.nodes[node_id] = self.store.get_node(node_id)
+        except UnknownNode:
+            self.nodes.pop(node_id, None)
+            return None
+        return fresh
+
+    def patch_node(
+        self, node: Node, expect: Collection[NodeState] = (), **changes: Any
+    ) -> Node | None:
+        """Apply ``changes`` to the node as stored now, retrying a lost compare-and-set
+        while the stored node is still in one of ``expect`` states (default: the state
+        ``node`` has). For the launcher doing a node's work: another launcher may have
+        changed the record meanwhile (e.g. allocated a building node to a request)."""
+        states = tuple(expect) or (node.state,)
+        for _ in range(5):
+            saved = self.save_node(node.evolve(**changes))
+            if saved is not None:
+                return saved
+            fresh = self.nodes.get(node.id)
+            if fresh is None or fresh.state not in states:
+                return None
+            node = fresh
+        return None
+
     def set_state(self, node: Node, state: NodeState, **changes: Any) -> Node | None:
         return self.save_node(node.evolve(state=state, state_time=self.clock.now(), **changes))
+
+    def move(self, node: Node, state: NodeState, **changes: Any) -> Node | None:
+        """:meth:`set_state` through :meth:`patch_node` (the launcher owning the node)."""
+        return self.patch_node(
+            node, (node.state,), state=state, state_time=self.clock.now(), **changes
+        )
 
     def drop_node(self, node_id: str) -> None:
         self.store.delete_node(node_id)
         self.nodes.pop(node_id, None)
 
     def new_node(self, provider: ProviderRuntime, label: str, **fields: Any) -> Node:
+        """A node record; locked for this launcher (it launches or deletes it)."""
         num = self.store.next_id("node")
         node_id = f"{num:010d}"
         now = self.clock.now()
@@ -95,13 +134,68 @@ class Ctx:
             hostname=host,
             **fields,
         )
-        node = self.store.create_node(node)
+        node = self.store.create_node(node, lock=True)
         self.nodes[node.id] = node
         self.wake()
         return node
+
+    def fresh_nodes(self) -> list[Node]:
+        """Every node as the store has it now (also refreshes this pass's view)."""
+        fresh = self.store.list_nodes(fresh=True)
+        self.nodes = {n.id: n for n in fresh}
+        return fresh
+
+    def launch_nodes(
+        self,
+        prov: ProviderRuntime,
+        labels: Sequence[str],
+        allocated_to: str | None = None,
+        still_wanted: Callable[[list[Node]], bool] | None = None,
+    ) -> list[Node] | None:
+        """Create building nodes for ``labels`` on ``prov`` if its limits allow them all,
+        counted from a fresh read under the provider's store-wide lock; None if not (no
+        headroom, ``still_wanted(fresh nodes)`` said no, or the lock was busy)."""
+        with self.store.exclusive(f"provider-{prov.name}", ADMISSION_WAIT) as got:
+            if not got:
+                return None
+            fresh = self.fresh_nodes()
+            if still_wanted is not None and not still_wanted(fresh):
+                return None
+            if not all(prov.headroom_ok(lab, fresh, labels[:i]) for i, lab in enumerate(labels)):
+                return None
+            reserved: list[str | None] = []
+            taken = taken_resources(prov.name, fresh)
+            for lab in labels:
+                res = prov.adapter.reserve(lab, taken)
+                if prov.adapter.tracks_allocations and res is None:
+                    return None
+                if res is not None:
+                    taken.add(res)
+                reserved.append(res)
+            made = []
+            for lab, res in zip(labels, reserved, strict=True):
+                extra: dict[str, Any] = {}
+                if res is not None:  # e.g. a static host: chosen now, under the lock
+                    extra["launch_state"] = {"machine": {"state": "start", "external_id": res}}
+                made.append(self.new_node(prov, lab, allocated_to=allocated_to, **extra))
+            return made
 
     def save_request(self, request: NodeRequest) -> NodeRequest | None:
         try:
             return self.store.update_request(request)
         except StaleWrite:
             return None
+
+
+def taken_resources(provider: str, nodes: Collection[Node]) -> set[str]:
+    """External ids the provider's nodes hold or have reserved (static hosts)."""
+    taken: set[str] = set()
+    for n in nodes:
+        if n.provider != provider or str(n.state) not in HOLDING:
+            continue
+        if n.external_id:
+            taken.add(n.external_id)
+        machine = (n.launch_state or {}).get("machine") or {}
+        if machine.get("external_id"):
+            taken.add(str(machine["external_id"]))
+    return taken

@@ -3,12 +3,17 @@
 Discovery: when the config has ``state-dir``, the daemon writes ``STATE_DIR/pool.json``
 (mode 0600: ``url``, ``token``, ``pid``) once it listens, and removes it on a clean exit;
 ``rackpool node ... --state-dir STATE_DIR`` reads it.
+
+Several daemons may share one store (``store: {zookeeper: ...}``): give each its own
+``state-dir`` (or none); any of them serves the whole pool's API.
 """
 
 from __future__ import annotations
 
 import faulthandler
+import json
 import logging
+import os
 import signal
 import socket
 import sys
@@ -20,7 +25,7 @@ from rackpool.core import files
 from rackpool.pool.api import api_workers, create_app
 from rackpool.pool.config import PoolConfig, load
 from rackpool.pool.launcher import Launcher
-from rackpool.pool.store import SqliteStore
+from rackpool.pool.store import open_store
 
 log = logging.getLogger("rackpool.pool.daemon")
 
@@ -52,6 +57,16 @@ def bind(config: PoolConfig) -> socket.socket:
     return sock
 
 
+def _remove_if_ours(path: Path) -> None:
+    """Remove a discovery file unless another daemon (same state-dir) rewrote it."""
+    try:
+        if json.loads(path.read_text()).get("pid") != os.getpid():
+            return
+    except (OSError, ValueError):
+        return
+    path.unlink(missing_ok=True)
+
+
 def _exit_on_signal(signum: int, frame: object) -> None:
     raise SystemExit(0)
 
@@ -61,11 +76,15 @@ def serve(config_path: str, level: str = "INFO") -> int:
     token = config.api.resolve_token()
     _setup_logging(level)
     faulthandler.register(signal.SIGUSR2, all_threads=True)
-    store = SqliteStore(config.store_path())
-    launcher = Launcher(config, store)
     sock = bind(config)
     host, port = sock.getsockname()[:2]
     url = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
+    store = open_store(config)
+    try:
+        launcher = Launcher(config, store, info={"url": url})
+    except BaseException:
+        store.close()
+        raise
     workers = api_workers(launcher)
     server = uvicorn.Server(
         uvicorn.Config(create_app(launcher, token, workers), log_level="warning", lifespan="off")
@@ -81,8 +100,8 @@ def serve(config_path: str, level: str = "INFO") -> int:
     finally:
         launcher.stop()
         workers.close()
-        store.close()
+        store.close()  # ZooKeeper: our locks and registration go at once, not at expiry
         if discovery is not None:
-            discovery.unlink(missing_ok=True)
+            _remove_if_ours(discovery)
         log.info("pool stopped", extra={"event": "pool_stopped"})
     return 0

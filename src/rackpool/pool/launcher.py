@@ -4,13 +4,25 @@ Each iteration (``tick``) reads the store, then: polls providers (health, listin
 quota), advances launches and deletes, assigns requests, tops up min-ready, expires
 nodes and cleans leaks. Nothing in a tick blocks: backend calls run in each
 provider's executor. The API writes requests to the store and calls :meth:`wake`.
+
+Several launchers (``rackpool pool serve`` processes) may share one store (ZooKeeper):
+each registers itself, works only on the requests and nodes whose locks it holds, and
+takes over those of a launcher that died once its locks vanish. Nothing a tick decides
+rests on this process's memory alone: counts come from the store, writes are
+compare-and-set. Any launcher's API serves any request (all read the same store); a
+change another launcher makes wakes this loop through the store's watch.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
+import time
+import uuid
 from collections.abc import Callable
+from typing import Any
 
 from rackpool.core.clock import Clock, SystemClock
 from rackpool.core.states import NodeState, RequestState
@@ -40,10 +52,13 @@ class Launcher:
         clock: Clock | None = None,
         adapter_factory: AdapterFactory = default_adapter,
         keyscanner: Keyscanner | None = None,
+        info: dict[str, Any] | None = None,
     ) -> None:
         self.config = config
         self.store = store
         self.clock = clock or SystemClock()
+        host = socket.gethostname()
+        self.id = f"{host}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.metrics = PoolMetrics()
         self._wake = threading.Event()
         # A finished backend call or a node created / changing state runs the loop at
@@ -68,6 +83,12 @@ class Launcher:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()  # one tick at a time
         self.ticks = 0
+        self._session = store.session
+        self._was_connected = True
+        store.register_launcher(
+            self.id, {"hostname": host, "pid": os.getpid(), "started": time.time(), **(info or {})}
+        )
+        store.watch(self.wake)
         self._recover()
 
     @property
@@ -76,31 +97,70 @@ class Launcher:
 
     def _recover(self) -> None:
         nodes = self.store.list_nodes()
+        self._sync_allocations(nodes, start=True)
         for prov in self.providers.values():
             prov.paused = prov.name in self.store.paused_providers()
-            prov.adapter.recover(
-                {
-                    n.id: n.external_id
-                    for n in nodes
-                    if n.provider == prov.name and n.external_id and str(n.state) in HOLDING
-                }
-            )
         building = sum(1 for n in nodes if n.state == NodeState.BUILDING)
         if nodes:
-            log.info("resuming with %d nodes (%d building)", len(nodes), building)
+            log.info(
+                "launcher %s starting with %d nodes in the store (%d building)",
+                self.id,
+                len(nodes),
+                building,
+            )
+
+    def _sync_allocations(self, nodes: list[Node], start: bool = False) -> None:
+        """Tell drivers that hand out fixed resources which node holds which (store)."""
+        for prov in self.providers.values():
+            if not (start or prov.adapter.tracks_allocations):
+                continue
+            held: dict[str, str] = {}
+            for n in nodes:
+                if n.provider != prov.name or str(n.state) not in HOLDING:
+                    continue
+                machine = (n.launch_state or {}).get("machine") or {}
+                ext = n.external_id or machine.get("external_id")
+                if ext:
+                    held[n.id] = str(ext)
+            prov.adapter.recover(held)
 
     # -- the loop ----------------------------------------------------------------------
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="pool-launcher", daemon=True)
         self._thread.start()
 
-    def stop(self) -> None:
+    def stop(self, drain: float = 5.0) -> None:
         self._stop.set()
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
+            self._drain(drain)
         for prov in self.providers.values():
             prov.close()
+
+    def _drain(self, timeout: float) -> None:
+        """Before letting go of our locks (the store closes next): wait for creates already
+        sent and record what they made, so the launcher taking the nodes over resumes
+        them instead of creating a second server. No new launch starts meanwhile."""
+        from rackpool.core.clock import iterate_timeout
+        from rackpool.core.errors import TemporaryError
+        from rackpool.pool.drivers.interface import StateMachine
+
+        self.work.draining = True
+        try:
+            for _ in iterate_timeout(timeout, "sent creates to answer", interval=0.01):
+                waiting = [
+                    t for t in self.work.launches.values()
+                    if t.machine.state == StateMachine.SUBMITTING
+                ]  # fmt: skip
+                if not waiting or not self.store.connected:
+                    return
+                with self._lock:
+                    self.work.advance_launches()
+        except TemporaryError:
+            log.warning("stopping with creates unanswered after %.0fs", timeout)
+        except Exception:  # noqa: BLE001 - stopping anyway
+            log.exception("draining launches failed")
 
     def wake(self) -> None:
         self._wake.set()
@@ -117,17 +177,35 @@ class Launcher:
 
     def tick(self) -> None:
         with self._lock:
+            if not self.store.connected:
+                if self._was_connected:
+                    log.warning("store unreachable: launcher %s waits", self.id)
+                self._was_connected = False
+                return
+            if not self._was_connected:
+                log.warning("store reachable again: launcher %s resumes", self.id)
+                self._was_connected = True
+            if self.store.session != self._session:
+                # our locks vanished (session expired): others may have taken our work
+                log.warning("launcher %s lost its locks: dropping the work it held", self.id)
+                self._session = self.store.session
+                self.work.forget()
             self.ticks += 1
             self.ctx.nodes = {n.id: n for n in self.store.list_nodes()}
+            requests = self.store.list_requests()
+            paused = self.store.paused_providers()
             for prov in self.providers.values():
-                prov.paused = prov.name in self.store.paused_providers()
+                prov.paused = prov.name in paused
                 self._poll(prov)
+            self._sync_allocations(list(self.ctx.nodes.values()))
             self.work.advance_launches()
             self.work.advance_deletes()
-            self.scheduler.handle(self.store.list_requests())
-            self.scheduler.min_ready()
+            self.scheduler.handle(requests)
+            requests = self.store.list_requests()
+            self.scheduler.reclaim(requests)
+            self.scheduler.min_ready(requests)
             self.scheduler.expire()
-            self.metrics.snapshot(self.ctx.nodes.values(), self.store.list_requests())
+            self.metrics.snapshot(self.ctx.nodes.values(), requests)
             for prov in self.providers.values():
                 self.metrics.in_service.labels(prov.name).set(1 if prov.available else 0)
                 self.metrics.healthy.labels(prov.name).set(1 if prov.health.in_service else 0)
@@ -175,9 +253,13 @@ class Launcher:
         )
         for node in list(self.ctx.nodes.values()):
             if node.provider == prov.name and node.state == NodeState.BUILDING:
-                self.work.abandon(node)
+                self.work.abandon(node)  # those this launcher launches
         for req in self.store.list_requests():
-            if req.state == RequestState.PENDING and req.provider == prov.name:
+            if (
+                req.state == RequestState.PENDING
+                and req.provider == prov.name
+                and self.store.held("request", req.id)
+            ):
                 self.scheduler.unassign(req, decline=False)
         prov.refresh_soon()
 

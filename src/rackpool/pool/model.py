@@ -56,7 +56,9 @@ class Node:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
+        # field by field, not dataclasses.asdict (a deep copy: the launcher writes and
+        # encodes records many times a second); nested states are copied one level
+        d = {f: getattr(self, f) for f in _NODE_FIELDS}
         d["state"] = str(self.state)
         d["host_keys"] = list(self.host_keys)
         d["launch_state"] = dict(self.launch_state) if self.launch_state is not None else None
@@ -65,8 +67,7 @@ class Node:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Self:
-        known = {f.name for f in dataclasses.fields(cls)}
-        kw = {k: v for k, v in d.items() if k in known}
+        kw = {k: v for k, v in d.items() if k in _NODE_KNOWN}
         kw["state"] = NodeState(kw["state"])
         kw["host_keys"] = tuple(kw.get("host_keys") or ())
         return cls(**kw)
@@ -108,7 +109,7 @@ class NodeRequest:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
+        d = {f: getattr(self, f) for f in _REQUEST_FIELDS}
         d["state"] = str(self.state)
         for k in ("labels", "nodes", "declined_by"):
             d[k] = list(d[k])
@@ -117,8 +118,7 @@ class NodeRequest:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Self:
-        known = {f.name for f in dataclasses.fields(cls)}
-        kw = {k: v for k, v in d.items() if k in known}
+        kw = {k: v for k, v in d.items() if k in _REQUEST_KNOWN}
         kw["state"] = RequestState(kw["state"])
         for k in ("labels", "nodes", "declined_by"):
             kw[k] = tuple(kw.get(k) or ())
@@ -127,6 +127,12 @@ class NodeRequest:
     @property
     def done(self) -> bool:
         return self.state in (RequestState.FULFILLED, RequestState.FAILED)
+
+
+_NODE_FIELDS = tuple(f.name for f in dataclasses.fields(Node))
+_REQUEST_FIELDS = tuple(f.name for f in dataclasses.fields(NodeRequest))
+_NODE_KNOWN = frozenset(_NODE_FIELDS)
+_REQUEST_KNOWN = frozenset(_REQUEST_FIELDS)
 
 
 @dataclass(frozen=True)

@@ -3,21 +3,30 @@
 A launch is: the driver's create machine, then (if host-key-checking) scanning the
 node's SSH host keys, then ready. Progress is written to the node record
 (``launch_state``) so a restarted launcher resumes instead of starting over.
+
+Several launchers may share the store: a launcher works only on nodes whose lock it
+holds (it takes the lock when it creates a node; a node whose launcher died is unlocked
+once that launcher's session ends, and the next launcher to see it takes it over and
+resumes from ``launch_state``). A launch starts only once admitted under its provider's
+store-wide lock, against a fresh count of launches in flight (``max-concurrency``) and
+the provider's pacing (``rate``), both shared by every launcher; the admission is
+written to the node before the create goes out, so a launcher taking over a launch
+whose create may have been sent looks for the server before making another.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
-from collections import Counter
-from collections.abc import Callable
+from collections import defaultdict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from rackpool.core.states import NodeState
-from rackpool.pool.context import Ctx, ids
+from rackpool.pool.context import ADMISSION_WAIT, Ctx, ids
 from rackpool.pool.drivers.interface import Call, Instance, LaunchSpec, StateMachine
-from rackpool.pool.errors import KeyscanError, LaunchError, QuotaError
+from rackpool.pool.errors import KeyscanError, LaunchError, LaunchTimeout, QuotaError
 from rackpool.pool.model import META_LABEL, META_NODE, META_POOL, META_PROVIDER, Node
 from rackpool.pool.provider import ProviderRuntime
 
@@ -62,12 +71,48 @@ class NodeWork:
         self.ctx = ctx
         self.on_failure = on_failure
         self.launches: dict[str, LaunchTask] = {}
-        self._in_flight = Counter[str]()  # submitted launches per provider, this pass
         self.deletes: dict[str, DeleteTask] = {}
+        self.draining = False  # stopping: finish what was sent, start nothing new
 
     @property
     def busy(self) -> bool:
         return bool(self.launches or self.deletes)
+
+    def forget(self) -> None:
+        """Drop all work in hand (this launcher's locks were lost)."""
+        self.launches.clear()
+        self.deletes.clear()
+
+    def claim(self, node: Node) -> Node | None:
+        """The node, locked for this launcher, as stored now; None if another launcher
+        works on it. A node nobody holds (its launcher died or stopped) is taken over."""
+        store = self.ctx.store
+        if store.held("node", node.id):
+            return node
+        if store.locked_elsewhere("node", node.id) or not store.lock("node", node.id):
+            return None
+        fresh = self.ctx.refresh_node(node.id)
+        if fresh is None or fresh.state != node.state:
+            store.unlock("node", node.id)
+            return None
+        if fresh.state == NodeState.BUILDING:  # a building node is unlocked only then
+            log.info(
+                "taking over building node %s (its launcher is gone)",
+                fresh.id,
+                extra=ids(fresh, event="node_taken_over"),
+            )
+        return fresh
+
+    def release(self, node_id: str) -> None:
+        self.launches.pop(node_id, None)
+        self.deletes.pop(node_id, None)
+        self.ctx.store.unlock("node", node_id)
+
+    def _prune(self, tasks: dict[str, Any], state: NodeState) -> None:
+        for nid in list(tasks):
+            n = self.ctx.nodes.get(nid)
+            if n is None or n.state != state or not self.ctx.store.held("node", nid):
+                tasks.pop(nid, None)
 
     # -- launches --------------------------------------------------------------------
     def spec(self, node: Node, prov: ProviderRuntime, request_id: str | None = None) -> LaunchSpec:
@@ -95,25 +140,32 @@ class NodeWork:
                 task.submitted = float(saved["submitted"])
             elif machine.state != machine.START:  # a record from before "submitted"
                 task.submitted = started
+            task.saved = saved or None
             self.launches[node.id] = task
         return task
 
     def advance_launches(self) -> None:
-        building = [n for n in self.ctx.nodes.values() if n.state == NodeState.BUILDING]
-        tasks: dict[str, LaunchTask] = {}
-        self._in_flight = Counter[str]()
-        for node in building:
+        self._prune(self.launches, NodeState.BUILDING)
+        mine: list[tuple[Node, ProviderRuntime, LaunchTask]] = []
+        for node in [n for n in self.ctx.nodes.values() if n.state == NodeState.BUILDING]:
             runtime = self.ctx.providers.get(node.provider)
             if runtime is None or not runtime.health.in_service:
                 continue
-            tasks[node.id] = self._task(node, runtime)
-            if tasks[node.id].submitted is not None:
-                self._in_flight[runtime.name] += 1
-        for node in building:
-            task = tasks.get(node.id)
-            if task is None:
+            claimed = self.claim(node)
+            if claimed is None:
                 continue
-            prov = self.ctx.providers[node.provider]
+            try:
+                task = self._task(claimed, runtime)
+            except Exception as exc:  # noqa: BLE001 - a driver bug fails the launch, not us
+                log.exception("launch setup crashed", extra=ids(claimed))
+                self._failed(claimed, runtime, None, LaunchError(f"internal error: {exc!r}"))
+                continue
+            mine.append((claimed, runtime, task))
+        self._admit(mine)
+        for node, prov, task in mine:
+            node = self.ctx.nodes.get(node.id, node)
+            if node.state != NodeState.BUILDING or node.id not in self.launches:
+                continue
             try:
                 self._step(node, prov, task)
             except LaunchError as exc:
@@ -122,24 +174,76 @@ class NodeWork:
                 log.exception("launch step crashed", extra=ids(node))
                 self._failed(node, prov, task, LaunchError(f"internal error: {exc!r}"))
 
+    @staticmethod
+    def in_flight(provider: str, nodes: Iterable[Node]) -> int:
+        """Launches of ``provider`` admitted and not yet ready, by every launcher."""
+        return sum(
+            1
+            for n in nodes
+            if n.provider == provider
+            and n.state == NodeState.BUILDING
+            and (n.launch_state or {}).get("submitted") is not None
+        )
+
+    def _admit(self, mine: list[tuple[Node, ProviderRuntime, LaunchTask]]) -> None:
+        """Let waiting launches start within max-concurrency and rate, counted across
+        every launcher under the provider's lock; the admission is saved first."""
+        if self.draining:
+            return
+        waiting: dict[str, list[tuple[Node, ProviderRuntime, LaunchTask]]] = defaultdict(list)
+        for item in mine:
+            task = item[2]
+            if task.submitted is None and task.machine.state == task.machine.START:
+                waiting[item[1].name].append(item)
+        store, clock = self.ctx.store, self.ctx.clock
+        for name, items in waiting.items():
+            prov = items[0][1]
+            cfg = prov.config
+            now = clock.now()
+            if now < prov.paced_until:
+                continue  # the provider's rate: not this launch's turn yet (as last read)
+            if self.in_flight(name, self.ctx.nodes.values()) >= cfg.max_concurrency:
+                continue  # max-concurrency launches in flight: wait for one to finish
+            with store.exclusive(f"provider-{name}", ADMISSION_WAIT) as got:
+                if not got:
+                    continue
+                free = cfg.max_concurrency - self.in_flight(name, self.ctx.fresh_nodes())
+                next_at = 0.0
+                if cfg.rate > 0:
+                    next_at = float(store.get_meta(f"provider-{name}").get("next-submit", 0.0))
+                paced = False
+                for node, _, task in items:
+                    if free <= 0 or (cfg.rate > 0 and now < next_at):
+                        break
+                    task.submitted = now
+                    intent = task.state()
+                    if task.machine.state == task.machine.START:
+                        intent["machine"] = {**intent["machine"], "state": StateMachine.SUBMITTING}
+                    current = self.ctx.nodes.get(node.id)
+                    if current is None or current.state != NodeState.BUILDING:
+                        task.submitted = None
+                        continue
+                    if self.ctx.patch_node(current, (NodeState.BUILDING,), launch_state=intent):
+                        task.saved = intent
+                        free -= 1
+                        if cfg.rate > 0:
+                            next_at, paced = now + cfg.rate, True
+                    else:
+                        task.submitted = None
+                if paced:
+                    store.put_meta(f"provider-{name}", {"next-submit": next_at})
+                prov.paced_until = next_at if cfg.rate > 0 else 0.0
+
     def _step(self, node: Node, prov: ProviderRuntime, task: LaunchTask) -> None:
         now = self.ctx.clock.now()
         if task.submitted is not None and now - task.submitted > prov.config.launch_timeout:
-            raise LaunchError(f"launch timeout after {prov.config.launch_timeout:.0f}s")
+            raise LaunchTimeout(f"launch timeout after {prov.config.launch_timeout:.0f}s")
         if task.phase == "keyscan":
             self._poll_keyscan(node, prov, task)
             return
         machine = task.machine
-        if machine.state == machine.START:
-            mono = self.ctx.clock.monotonic()
-            if mono < prov.next_submit:
-                return  # the provider's rate: wait for this launch's turn
-            if task.submitted is None:
-                if self._in_flight[prov.name] >= prov.config.max_concurrency:
-                    return  # max-concurrency launches in flight: wait for one to finish
-                self._in_flight[prov.name] += 1
-                task.submitted = now
-            prov.next_submit = mono + prov.config.rate
+        if machine.state == machine.START and task.submitted is None:
+            return  # not admitted yet (max-concurrency, rate)
         machine.advance()
         if machine.complete:
             assert machine.instance is not None
@@ -147,36 +251,37 @@ class NodeWork:
             return
         state = task.state()
         if state != task.saved:
-            task.saved = state
-            self.ctx.save_node(
-                node.evolve(
-                    launch_state=state,
-                    external_id=machine.external_id,
-                    global_request_id=task.request_id,
-                )
+            saved = self.ctx.patch_node(
+                node,
+                (NodeState.BUILDING,),
+                launch_state=state,
+                external_id=machine.external_id,
+                global_request_id=task.request_id,
             )
+            if saved is not None:
+                task.saved = state
 
     def _instance_up(
         self, node: Node, prov: ProviderRuntime, task: LaunchTask, inst: Instance
     ) -> None:
         info = prov.label_info(node.label)
-        node = node.evolve(
-            external_id=inst.external_id,
-            interface_ip=inst.interface_ip,
-            public_ipv4=inst.public_ipv4,
-            private_ipv4=inst.private_ipv4,
-            public_ipv6=inst.public_ipv6,
-            az=inst.az,
-            username=info.username,
-            connection_port=inst.connection_port or info.connection_port,
-            global_request_id=task.request_id,
-        )
+        facts: dict[str, Any] = {
+            "external_id": inst.external_id,
+            "interface_ip": inst.interface_ip,
+            "public_ipv4": inst.public_ipv4,
+            "private_ipv4": inst.private_ipv4,
+            "public_ipv6": inst.public_ipv6,
+            "az": inst.az,
+            "username": info.username,
+            "connection_port": inst.connection_port or info.connection_port,
+            "global_request_id": task.request_id,
+        }
         if not prov.host_key_checking(node.label):
-            self._ready(node, prov, task, ())
+            self._ready(node, prov, task, (), facts)
             return
         task.phase = "keyscan"
         task.saved = task.state()
-        saved = self.ctx.save_node(node.evolve(launch_state=task.saved))
+        saved = self.ctx.patch_node(node, (NodeState.BUILDING,), launch_state=task.saved, **facts)
         if saved is not None:
             self._poll_keyscan(saved, prov, task)
 
@@ -205,18 +310,34 @@ class NodeWork:
         except KeyscanError:
             task.next_scan = self.ctx.clock.monotonic() + 0.5
             return
-        self._ready(node, prov, task, tuple(keys))
+        self._ready(node, prov, task, tuple(keys), {})
 
     def _ready(
-        self, node: Node, prov: ProviderRuntime, task: LaunchTask, keys: tuple[str, ...]
+        self,
+        node: Node,
+        prov: ProviderRuntime,
+        task: LaunchTask,
+        keys: tuple[str, ...],
+        facts: dict[str, Any],
     ) -> None:
         now = self.ctx.clock.now()
-        saved = self.ctx.set_state(
-            node, NodeState.READY, host_keys=keys, launch_state=None, ready_time=now
+        saved = self.ctx.patch_node(
+            node,
+            (NodeState.BUILDING,),
+            state=NodeState.READY,
+            state_time=now,
+            host_keys=keys,
+            launch_state=None,
+            ready_time=now,
+            **facts,
         )
-        self.launches.pop(node.id, None)
         if saved is None:
+            self.launches.pop(node.id, None)  # resumed from its record on the next pass
+            current = self.ctx.nodes.get(node.id)
+            if current is None or current.state != NodeState.BUILDING:
+                self.release(node.id)
             return
+        self.release(node.id)  # a ready node is nobody's work
         if prov.health.success():
             log.warning("provider %s back in service", prov.name, extra={"provider": prov.name})
         self.ctx.metrics.launch_seconds.labels(prov.name, node.label, "ready").observe(
@@ -225,21 +346,22 @@ class NodeWork:
         log.info(
             "node %s ready at %s:%s",
             node.id,
-            node.interface_ip,
-            node.connection_port,
+            saved.interface_ip,
+            saved.connection_port,
             extra=ids(saved, event="node_ready"),
         )
 
     def _failed(
-        self, node: Node, prov: ProviderRuntime, task: LaunchTask, exc: LaunchError
+        self, node: Node, prov: ProviderRuntime, task: LaunchTask | None, exc: LaunchError
     ) -> None:
         self.launches.pop(node.id, None)
-        machine = task.machine
-        ext = machine.external_id or node.external_id
+        machine = task.machine if task is not None else None
+        ext = (machine.external_id if machine else None) or node.external_id
+        started = task.started if task is not None else node.state_time
         kind = exc.kind
         self.ctx.metrics.errors.labels(prov.name, kind).inc()
         self.ctx.metrics.launch_seconds.labels(prov.name, node.label, kind).observe(
-            max(0.0, self.ctx.clock.now() - task.started)
+            max(0.0, self.ctx.clock.now() - started)
         )
         level = logging.WARNING if isinstance(exc, QuotaError) else logging.ERROR
         log.log(
@@ -269,8 +391,12 @@ class NodeWork:
                     external_id=ext,
                     comment=f"failed launch attempt of node {node.id}",
                 )
-            self.ctx.save_node(
-                node.evolve(launch_attempts=attempts, launch_state=None, external_id=None)
+            self.ctx.patch_node(
+                node,
+                (NodeState.BUILDING,),
+                launch_attempts=attempts,
+                launch_state=None,
+                external_id=None,
             )
             return
         self._discard(node, ext, NodeState.FAILED)
@@ -278,33 +404,40 @@ class NodeWork:
 
     def _discard(self, node: Node, ext: str | None, state: NodeState) -> None:
         """A node that will not become ready: record why, then delete what exists."""
-        saved = self.ctx.set_state(
-            node, state, external_id=ext, allocated_to=None, launch_state=None
-        )
+        saved = self.ctx.move(node, state, external_id=ext, allocated_to=None, launch_state=None)
         if saved is None:
             return
         if ext:
-            self.ctx.set_state(saved, NodeState.DELETING)
+            self.ctx.move(saved, NodeState.DELETING)  # still ours: we delete it
         else:
             self.ctx.drop_node(node.id)
+            self.release(node.id)
 
     def abandon(self, node: Node) -> None:
         """Stop launching ``node`` (its provider went out of service); delete it later."""
+        if not self.ctx.store.held("node", node.id):
+            return  # another launcher's launch: its own view of the provider decides
         self.launches.pop(node.id, None)
         ext = node.external_id or (node.launch_state or {}).get("machine", {}).get("external_id")
-        self.ctx.set_state(
+        self.ctx.move(
             node, NodeState.DELETING, external_id=ext, allocated_to=None, launch_state=None
         )
 
     # -- deletes ---------------------------------------------------------------------
     def advance_deletes(self) -> None:
+        self._prune(self.deletes, NodeState.DELETING)
         for node in [n for n in self.ctx.nodes.values() if n.state == NodeState.DELETING]:
             prov = self.ctx.providers.get(node.provider)
             if prov is None:
                 continue
+            claimed = self.claim(node)
+            if claimed is None:
+                continue
+            node = claimed
             if not node.external_id:
                 # Never got an id: leak cleanup finds anything a late create made.
                 self.ctx.drop_node(node.id)
+                self.release(node.id)
                 continue
             if not prov.health.in_service:
                 continue
@@ -324,8 +457,8 @@ class NodeWork:
                 self._delete_failed(node, prov, task, LaunchError(repr(exc)))
                 continue
             if task.machine.complete:
-                self.deletes.pop(node.id, None)
                 self.ctx.drop_node(node.id)
+                self.release(node.id)
                 log.info("node %s deleted", node.id, extra=ids(node, event="node_deleted"))
 
     def _delete_failed(
@@ -339,8 +472,3 @@ class NodeWork:
             prov.adapter.delete_machine(node.external_id or "", None),
             retry_at=self.ctx.clock.monotonic() + 2.0,
         )
-
-    def forget_provider(self, name: str) -> None:
-        for nid in [nid for nid, n in self.ctx.nodes.items() if n.provider == name]:
-            self.launches.pop(nid, None)
-            self.deletes.pop(nid, None)

@@ -92,7 +92,9 @@ class ProviderRuntime:
         self._list_at = -1e18
         self._limits_call: Call | None = None
         self._list_call: Call | None = None
-        self.next_submit = 0.0
+        # a rate-paced provider's next admission (wall clock), as last read from the
+        # store: launchers share one pace (NodeWork._admit); this only avoids asking early
+        self.paced_until = 0.0
         self.quota_backoff_until = 0.0
         pools: list[PoolBase] = list(getattr(config, "pools", []))
         self.label_pool: dict[str, PoolBase] = {}
@@ -140,7 +142,14 @@ class ProviderRuntime:
         planned = [*extra, label]
         cap = self.adapter.label_capacity(label)
         if cap is not None:
-            unallocated = sum(1 for n in ours if n.state == "building" and not n.external_id)
+            # nodes that will take a slot the driver does not count yet (none reserved)
+            unallocated = sum(
+                1
+                for n in ours
+                if n.state == "building"
+                and not n.external_id
+                and not ((n.launch_state or {}).get("machine") or {}).get("external_id")
+            )
             return cap - unallocated - planned.count(label) >= 0
         pool = self.label_pool[label]
         in_pool = [n for n in ours if self.label_pool.get(n.label) is pool]

@@ -102,3 +102,46 @@ def sshd(tmp_path: Path) -> Iterator[Sshd]:
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+# -- the pool's stores: SQLite and a real ZooKeeper ------------------------------------
+from tests.support.zookeeper import ZooKeeper, unique_chroot, zookeeper_server  # noqa: E402, F401
+
+from rackpool.pool.store import SqliteStore  # noqa: E402
+from rackpool.pool.store.base import Store  # noqa: E402
+
+
+class Stores:
+    """Makes stores of one kind on one shared backing (an SQLite file, or a ZooKeeper
+    chroot of its own): each ``open()`` is another process's view; closes them all."""
+
+    def __init__(self, kind: str, tmp: Path, zk: ZooKeeper | None) -> None:
+        self.kind, self.tmp, self.zk = kind, tmp, zk
+        self.chroot = unique_chroot()
+        self.made: list[Store] = []
+
+    def open(self, session_timeout: float = 4.0) -> Store:
+        store: Store
+        if self.kind == "sqlite":
+            store = SqliteStore(self.tmp / "pool.sqlite")
+        else:
+            from rackpool.pool.store.zookeeper import ZooKeeperStore
+
+            assert self.zk is not None
+            store = ZooKeeperStore(self.zk.hosts, self.chroot, session_timeout=session_timeout)
+        self.made.append(store)
+        return store
+
+    def close(self) -> None:
+        for s in self.made:
+            s.close()
+
+
+@pytest.fixture(params=["sqlite", "zookeeper"])
+def stores(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stores]:
+    zk = request.getfixturevalue("zookeeper_server") if request.param == "zookeeper" else None
+    s = Stores(request.param, tmp_path, zk)
+    try:
+        yield s
+    finally:
+        s.close()

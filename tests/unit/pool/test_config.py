@@ -78,3 +78,36 @@ def test_bad_values_and_yaml(tmp_path: Path, capsys) -> None:
     p.write_text(GOOD.replace("driver: static", "driver: ec2"))
     assert main(["config", "validate", str(p)]) == 1
     assert "providers[1]" in capsys.readouterr().out
+
+
+def test_store_section_zookeeper_or_sqlite(tmp_path: Path) -> None:
+    ca = tmp_path / "ca.pem"
+    ca.write_text("not checked here, only readable\n")
+    zk = (
+        "store:\n  zookeeper:\n    hosts: 10.0.0.5:2181,10.0.0.6:2181\n    chroot: /rackpool/ci\n"
+        f"    tls: {{ca: {ca}, cert: {ca}, key: {ca}}}\n    session-timeout: 5\n"
+    )
+    p = tmp_path / "pool.yaml"
+    p.write_text(GOOD + zk)
+    cfg = load(p)
+    assert cfg.zookeeper is not None and cfg.zookeeper.chroot == "/rackpool/ci"
+    assert cfg.zookeeper.tls is not None and cfg.zookeeper.session_timeout == 5
+    p.write_text(GOOD + "store: /var/lib/pool.sqlite\n")  # a file: SQLite, as before
+    assert load(p).store_path() == "/var/lib/pool.sqlite" and load(p).zookeeper is None
+    assert load(tmp_path / "pool.yaml").zookeeper is None
+
+    bad = GOOD + (
+        "store:\n  zookeeper:\n    hosts: 10.0.0.5\n    chroot: rackpool\n"
+        f"    tls: {{ca: {tmp_path}/missing.pem, cert: {ca}}}\n    session-timeout: 0\n"
+    )
+    msg = problems(tmp_path, bad)
+    assert "store.zookeeper.hosts: Value error, '10.0.0.5' is not host:port" in msg
+    assert "store.zookeeper.chroot: Value error, 'rackpool': an absolute znode path" in msg
+    assert "store.zookeeper.tls: Value error, give cert and key together" in msg
+    assert "store.zookeeper.session-timeout: Input should be greater than or equal to 1" in msg
+    msg = problems(
+        tmp_path, GOOD + f"store: {{zookeeper: {{hosts: 'h:1', tls: {{ca: {tmp_path}/x}}}}}}\n"
+    )
+    assert "store.zookeeper.tls.ca: Value error, cannot read" in msg
+    msg = problems(tmp_path, GOOD + "store: {sqlite: a.db, zookeeper: {hosts: 'h:1'}}\n")
+    assert "store: Value error, give exactly one of sqlite: FILE or zookeeper:" in msg

@@ -228,3 +228,39 @@ def test_hold_keeps_node_until_released(make_launcher):
     assert la.store.get_node(nid).state == "hold"
     la.release(nid)
     la.run_until(lambda: nid not in {n.id for n in la.store.list_nodes()}, 5, "deleted")
+
+
+def test_static_hosts_are_handed_out_one_node_each(make_launcher):
+    hosts = [{"name": f"192.0.2.{i}", "labels": ["small"], "username": "ci"} for i in (1, 2)]
+    static = {"name": "lab", "driver": "static", "host-key-checking": False,
+              "pools": [{"nodes": hosts}]}  # fmt: skip
+    la = make_launcher(pool_config([static], [{"name": "small"}]))
+    reqs = [la.submit(["small"]) for _ in range(3)]
+    la.run_until(
+        lambda: sum(la.store.get_request(r.id).state == "fulfilled" for r in reqs) == 2, 5, "two"
+    )
+    for _ in range(20):
+        la.tick()
+    served = [la.store.get_request(r.id) for r in reqs]
+    assert [r.state for r in served].count("requested") == 1  # the third waits for a host
+    ips = {la.store.get_node(r.nodes[0]).interface_ip for r in served if r.state == "fulfilled"}
+    assert ips == {"192.0.2.1", "192.0.2.2"}
+    first = next(r for r in served if r.state == "fulfilled")
+    la.release(first.nodes[0])
+    waiting = next(r for r in served if r.state == "requested")
+    done = la.run_until(
+        lambda: (x := la.store.get_request(waiting.id)).state == "fulfilled" and x, 5, "third"
+    )
+    assert la.store.get_node(done.nodes[0]).interface_ip in ips
+
+
+def test_node_left_allocated_to_a_missing_request_is_freed(make_launcher):
+    """A launcher that died between allocating a node and saving its request leaves the
+    node allocated to a request that does not list it: it is freed, then handed out."""
+    la = make_launcher(pool_config([fake_provider("f1")], [{"name": "small", "min-ready": 1}]))
+    node = la.run_until(lambda: nodes_in(la, "ready"), 5, "a ready node")[0]
+    la.store.update_node(node.evolve(allocated_to="100-0999999999"))
+    la.run_until(lambda: not la.store.get_node(node.id).allocated_to, 5, "freed")
+    req = la.submit(["small"])
+    done = la.run_until(lambda: (r := la.store.get_request(req.id)).done and r, 5, "fulfilled")
+    assert done.nodes == (node.id,)

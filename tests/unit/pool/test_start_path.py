@@ -15,9 +15,11 @@ from pathlib import Path
 
 import yaml
 
-# Loaded by other parts' commands, or by the openstack driver on its first call.
+# Loaded by other parts' commands, or by the openstack driver on its first call; kazoo
+# only with store: {zookeeper: ...}.
 NOT_ON_START = ("openstack", "keystoneauth1", "rackpool.cloud", "rackpool.ops", "rackpool.agent",
-                "rackpool.cli.up", "rackpool.cli.cloud", "sqlalchemy")  # fmt: skip
+                "rackpool.cli.up", "rackpool.cli.cloud", "sqlalchemy",
+                "kazoo", "rackpool.pool.store.zookeeper")  # fmt: skip
 
 
 def test_pool_serve_start_path_loads_no_sdk_and_no_other_part(tmp_path: Path) -> None:
@@ -42,9 +44,9 @@ def test_pool_serve_start_path_loads_no_sdk_and_no_other_part(tmp_path: Path) ->
         from rackpool.pool.config import load
         from rackpool.pool.daemon import bind
         from rackpool.pool.launcher import Launcher
-        from rackpool.pool.store import SqliteStore
+        from rackpool.pool.store import open_store
         config = load(args.config)
-        launcher = Launcher(config, SqliteStore(config.store_path()))
+        launcher = Launcher(config, open_store(config))
         create_app(launcher, "secret-token")
         bind(config).close()
         print(json.dumps(sorted(sys.modules)))

@@ -10,7 +10,7 @@ per provider, sized by ``max-concurrency``); a state machine only submits and po
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -82,6 +82,10 @@ class Call:
 class StateMachine(abc.ABC):
     START = "start"
     COMPLETE = "complete"
+    # Saved by the framework when it lets a launch start, before the first advance():
+    # the create may have gone out when the launcher died, so a machine resumed from
+    # this state must look for what it made (by node id) before making another.
+    SUBMITTING = "submitting"
 
     def __init__(self, saved: Mapping[str, Any] | None = None) -> None:
         saved = saved or {}
@@ -102,6 +106,11 @@ class StateMachine(abc.ABC):
 
 
 class Adapter(abc.ABC):
+    # True when the driver hands out fixed resources (static hosts): the framework then
+    # reserves one per node when it creates the node (``reserve``) and tells the driver
+    # on every loop pass which node holds which (``recover``), from the shared store.
+    tracks_allocations = False
+
     def __init__(self, provider: ProviderBase, executor: Executor, clock: Clock) -> None:
         self.provider = provider
         self.executor = executor
@@ -137,8 +146,15 @@ class Adapter(abc.ABC):
         """Free slots for ``label`` when the driver limits it (static hosts), else None."""
         return None
 
+    def reserve(self, label: str, taken: Collection[str]) -> str | None:
+        """The external id a new ``label`` node will use, chosen now among those not in
+        ``taken`` (static hosts); None for drivers whose backend picks (servers)."""
+        return None
+
     def recover(self, allocations: Mapping[str, str]) -> None:  # noqa: B027
-        """Told at start which node holds which external id (static hosts use it)."""
+        """Told which node (key) holds or has reserved which external id: at start and
+        on every loop pass when ``tracks_allocations`` (from the store every launcher
+        shares, so an allocation another launcher made or freed is seen)."""
 
     def close(self) -> None:  # noqa: B027
         """Release backend connections."""

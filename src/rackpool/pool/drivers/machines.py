@@ -18,7 +18,6 @@ from rackpool.pool.errors import LaunchError, LaunchTimeout, QuotaError
 
 class ServerCreate(StateMachine):
     FINDING = "finding"
-    SUBMITTING = "submitting"
     BUILDING = "building"
 
     def __init__(

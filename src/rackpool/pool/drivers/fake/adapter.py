@@ -2,12 +2,19 @@
 
 :class:`FakeCloud` behaves like a small Nova (servers BUILD → ACTIVE, ERROR with a
 fault, quota errors, an API that can go down or hang); tests hold it to break things.
+:class:`SharedFakeCloud` (``cloud-file: PATH``) keeps the servers in an SQLite file so
+several launcher processes use one fake cloud; it also records every create (with the
+node id it was for) and the most servers that ever existed at once, so a test counts
+from the cloud's own records (a second create for one node, max-servers exceeded).
 """
 
 from __future__ import annotations
 
 import itertools
+import json
+import sqlite3
 import threading
+import time
 from collections.abc import Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
@@ -106,6 +113,10 @@ class FakeCloud:
         with self._lock:
             self.servers.pop(sid, None)
 
+    def get(self, sid: str) -> _Server | None:
+        self._enter("get")
+        return self.servers.get(sid)
+
     def snapshot(self) -> list[_Server]:
         self._enter("list")
         with self._lock:
@@ -124,14 +135,16 @@ class FakeAdapter(Adapter):
     ) -> None:
         super().__init__(provider, executor, clock)
         q = provider.quota
-        self.cloud = cloud or FakeCloud(
-            boot_delay=provider.boot_delay,
-            quota=Resources(
-                q.instances if q.instances >= 0 else float("inf"),
-                q.cores if q.cores >= 0 else float("inf"),
-                q.ram if q.ram >= 0 else float("inf"),
-            ),
+        quota = Resources(
+            q.instances if q.instances >= 0 else float("inf"),
+            q.cores if q.cores >= 0 else float("inf"),
+            q.ram if q.ram >= 0 else float("inf"),
         )
+        if cloud is None and provider.cloud_file:
+            cloud = SharedFakeCloud(
+                provider.cloud_file, boot_delay=provider.boot_delay, quota=quota
+            )
+        self.cloud = cloud or FakeCloud(boot_delay=provider.boot_delay, quota=quota)
         self._labels = {lab.name: lab for pool in provider.pools for lab in pool.labels}
 
     def _instance(self, srv: Any) -> Instance:
@@ -153,8 +166,7 @@ class FakeAdapter(Adapter):
         return self._instance(self.cloud.create(spec.hostname, spec.metadata, need))
 
     def _get(self, sid: str) -> Instance | None:
-        self.cloud._enter("get")
-        srv = self.cloud.servers.get(sid)
+        srv = self.cloud.get(sid)
         return None if srv is None else self._instance(srv)
 
     def _find(self, node_id: str) -> Instance | None:
@@ -183,3 +195,163 @@ class FakeAdapter(Adapter):
 
     def label_info(self, label: str) -> LabelInfo:
         return LabelInfo(username=self._labels[label].username)
+
+
+_SHARED_SCHEMA = """
+CREATE TABLE IF NOT EXISTS servers (n INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT UNIQUE,
+    name TEXT, metadata TEXT, instances REAL, cores REAL, ram REAL, ip TEXT, created REAL,
+    error TEXT NOT NULL DEFAULT '', deleted INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS creates (server TEXT, node TEXT, at REAL);
+CREATE TABLE IF NOT EXISTS stats (key TEXT PRIMARY KEY, value REAL NOT NULL);
+"""
+
+
+class SharedFakeCloud(FakeCloud):
+    """A fake cloud in an SQLite file that several processes use at once.
+
+    Servers are rows (a deleted one is marked, not removed, so its id is never reused);
+    a create checks quota and inserts in one transaction, so two launchers cannot both
+    take the last slot. ``creates()`` and ``max_servers()`` are the cloud's own records."""
+
+    def __init__(self, path: str, boot_delay: float = 0.0, quota: Resources | None = None) -> None:
+        super().__init__(boot_delay=boot_delay, quota=quota or Resources.unlimited())
+        self.path = path
+        self._db = sqlite3.connect(path, timeout=30, check_same_thread=False, isolation_level=None)
+        with self._lock:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.executescript(_SHARED_SCHEMA)
+
+    def _tx(self, fn: Any) -> Any:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                out = fn(self._db)
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            return out
+
+    @staticmethod
+    def _row(r: Any) -> _Server:
+        return _Server(r[0], r[1], json.loads(r[2]), Resources(r[3], r[4], r[5]), r[6], r[7], r[8])
+
+    _COLS = "id, name, metadata, instances, cores, ram, ip, created, error"
+
+    def _live(self, db: sqlite3.Connection) -> list[_Server]:
+        rows = db.execute(f"SELECT {self._COLS} FROM servers WHERE deleted=0 ORDER BY n")
+        return [self._row(r) for r in rows.fetchall()]
+
+    @property  # type: ignore[override]
+    def servers(self) -> dict[str, _Server]:
+        with self._lock:
+            return {s.id: s for s in self._live(self._db)}
+
+    @servers.setter
+    def servers(self, value: dict[str, _Server]) -> None:
+        pass  # the dataclass field's default; the rows are the servers
+
+    def status(self, srv: _Server) -> str:
+        if srv.error:
+            return "error"
+        return "active" if time.time() - srv.created >= self.boot_delay else "building"
+
+    def create(self, name: str, metadata: Mapping[str, str], need: Resources) -> _Server:
+        self._enter("create")
+
+        def tx(db: sqlite3.Connection) -> _Server:
+            live = self._live(db)
+            used = Resources()
+            for s in live:
+                used = used + s.resources
+            if not (self.quota - used).fits(need):
+                db.execute(
+                    "INSERT INTO stats VALUES ('quota_errors', 1) "
+                    "ON CONFLICT(key) DO UPDATE SET value = value + 1"
+                )
+                return None  # type: ignore[return-value]
+            cur = db.execute(
+                "INSERT INTO servers(name, metadata, instances, cores, ram, ip, created) "
+                "VALUES (?, ?, ?, ?, ?, '', ?)",
+                (
+                    name,
+                    json.dumps(dict(metadata)),
+                    need.instances,
+                    need.cores,
+                    need.ram,
+                    time.time(),
+                ),
+            )
+            n = int(cur.lastrowid or 0)
+            sid, ip = f"fake-{n:06d}", f"198.18.{(n >> 8) & 255}.{n & 255}"
+            error = ""
+            if self.fail_next > 0:
+                self.fail_next -= 1
+                error = "fake cloud: injected boot failure"
+            db.execute("UPDATE servers SET id=?, ip=?, error=? WHERE n=?", (sid, ip, error, n))
+            db.execute(
+                "INSERT INTO creates VALUES (?, ?, ?)",
+                (sid, metadata.get("rackpool_node_id", ""), time.time()),
+            )
+            db.execute(
+                "INSERT INTO stats VALUES ('max_servers', ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = max(value, excluded.value)",
+                (len(live) + 1,),
+            )
+            return _Server(sid, name, dict(metadata), need, ip, time.time(), error)
+
+        srv = self._tx(tx)
+        if srv is None:
+            raise QuotaError("Quota exceeded for instances/cores/ram")
+        return srv
+
+    def add_foreign(
+        self, metadata: Mapping[str, str], need: Resources = Resources(1, 1, 512)
+    ) -> str:
+        def tx(db: sqlite3.Connection) -> str:
+            cur = db.execute(
+                "INSERT INTO servers(name, metadata, instances, cores, ram, ip, created) "
+                "VALUES ('', ?, ?, ?, ?, '', ?)",
+                (json.dumps(dict(metadata)), need.instances, need.cores, need.ram, time.time()),
+            )
+            sid = f"foreign-{int(cur.lastrowid or 0):06d}"
+            db.execute("UPDATE servers SET id=?, name=? WHERE n=?", (sid, sid, cur.lastrowid))
+            return sid
+
+        return str(self._tx(tx))
+
+    def delete(self, sid: str) -> None:
+        self._enter("delete")
+        self._tx(lambda db: db.execute("UPDATE servers SET deleted=1 WHERE id=?", (sid,)))
+
+    def get(self, sid: str) -> _Server | None:
+        self._enter("get")
+        with self._lock:
+            r = self._db.execute(
+                f"SELECT {self._COLS} FROM servers WHERE id=? AND deleted=0", (sid,)
+            ).fetchone()
+        return None if r is None else self._row(r)
+
+    def snapshot(self) -> list[_Server]:
+        self._enter("list")
+        with self._lock:
+            return self._live(self._db)
+
+    # -- the cloud's own records, for tests and benchmarks ------------------------------
+    def creates(self) -> list[tuple[str, str]]:
+        """(server id, node id) of every create that made a server, in order."""
+        with self._lock:
+            return [(r[0], r[1]) for r in self._db.execute("SELECT server, node FROM creates")]
+
+    def stat(self, key: str) -> float:
+        with self._lock:
+            r = self._db.execute("SELECT value FROM stats WHERE key=?", (key,)).fetchone()
+        return 0.0 if r is None else float(r[0])
+
+    def max_servers(self) -> int:
+        """The most servers that existed at once."""
+        return int(self.stat("max_servers"))
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()

@@ -32,6 +32,9 @@ class FakeProvider(ProviderBase):
     host_key_checking: bool = False
     boot_delay: float = Field(0.0, ge=0, description="seconds a server stays BUILD")
     quota: FakeQuota = FakeQuota()
+    cloud_file: str | None = Field(
+        None, description="SQLite file holding the fake cloud, shared by several launchers"
+    )
     pools: list[FakePool] = []
 
     @property

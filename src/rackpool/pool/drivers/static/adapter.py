@@ -1,14 +1,16 @@
 """The ``static`` provider: fixed SSH hosts handed out one node (job) at a time.
 
 A "machine" is an allocation of a host; creating and deleting are bookkeeping, so the
-state machines complete on their first ``advance()``. Which node holds which host is
-recovered from the pool's records at start (:meth:`StaticAdapter.recover`).
+state machines complete on their first ``advance()``. The host of a node is chosen when
+the node is created, under its provider's store-wide lock (:meth:`StaticAdapter.reserve`);
+which node holds which host comes from the pool's records on every loop pass
+(:meth:`StaticAdapter.recover`), so several launchers never hand out one host twice.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from concurrent.futures import Executor
 from typing import Any
 
@@ -50,6 +52,7 @@ class _Free(StateMachine):
 
 class StaticAdapter(Adapter):
     provider: StaticProvider
+    tracks_allocations = True
 
     def __init__(self, provider: StaticProvider, executor: Executor, clock: Clock) -> None:
         super().__init__(provider, executor, clock)
@@ -57,11 +60,19 @@ class StaticAdapter(Adapter):
         self._owner: dict[str, str] = {}  # host id -> node id
         self._lock = threading.Lock()
 
+    def reserve(self, label: str, taken: Collection[str]) -> str | None:
+        return next(
+            (hid for hid, h in self.hosts.items() if label in h.labels and hid not in taken), None
+        )
+
     def allocate(self, spec: LaunchSpec, wanted: str | None) -> StaticHost:
         with self._lock:
-            if wanted and self._owner.get(wanted) in (None, spec.node_id):
-                self._owner[wanted] = spec.node_id
-                return self.hosts[wanted]
+            if wanted:  # reserved for this node when it was created
+                if self._owner.get(wanted) in (None, spec.node_id) and wanted in self.hosts:
+                    self._owner[wanted] = spec.node_id
+                    return self.hosts[wanted]
+                owner = self._owner.get(wanted, "none: not configured")
+                raise LaunchError(f"static host {wanted} is not free (node {owner})")
             for hid, host in self.hosts.items():
                 if spec.label in host.labels and hid not in self._owner:
                     self._owner[hid] = spec.node_id
@@ -112,6 +123,4 @@ class StaticAdapter(Adapter):
 
     def recover(self, allocations: Mapping[str, str]) -> None:
         with self._lock:
-            for node_id, hid in allocations.items():
-                if hid in self.hosts:
-                    self._owner[hid] = node_id
+            self._owner = {hid: nid for nid, hid in allocations.items() if hid in self.hosts}
