@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import subprocess
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
@@ -81,3 +83,22 @@ def leftovers(state_dir: Path, instance_id: str, cgroup_rel: str) -> list[str]:
                 status = (p / "status").read_text().splitlines()[:3]
                 found.append(f"process {p.name} {status}")
     return found
+
+
+def wait_no_leftovers(
+    state_dir: Path,
+    instance_id: str,
+    cgroup_rel: str,
+    timeout: float,
+    purpose: str,
+    log: Callable[[], str] = str,
+) -> None:
+    """Wait until :func:`leftovers` finds nothing; on timeout say what was still there."""
+    found: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = leftovers(state_dir, instance_id, cgroup_rel)
+        if not found:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {purpose}: {found}\n{log()}")

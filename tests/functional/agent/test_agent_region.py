@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from tests.functional.agent.agents import AgentProcess
-from tests.functional.agent.helpers import known_hosts, leftovers, ssh
+from tests.functional.agent.helpers import known_hosts, leftovers, ssh, wait_no_leftovers
 from tests.support.container_region import KEY_NAME, container_region, container_unavailable
 from tests.support.rootfs import build_rootfs_tarball
 
@@ -101,9 +101,9 @@ def test_server_survives_agent_restart_and_host_down(rack):
     state_dir = Path(agent.config_path.parent / "state")
     conn.compute.delete_server(server)
     host = agent.config_path.parent.name
-    wait_for(
-        lambda: leftovers(state_dir, server.id, f"/rackpool/{host}/{server.id}") == [],
-        30, "the instance removed from its host without a trace",
+    wait_no_leftovers(
+        state_dir, server.id, f"/rackpool/{host}/{server.id}", 60,
+        "the instance removed from its host without a trace", agent.log,
     )  # fmt: skip
     assert conn.compute.find_server(server.id) is None
 
@@ -177,9 +177,9 @@ def test_restarted_agent_reconciles_what_changed_while_it_was_away(rack):
     conn.compute.delete_server(doomed)  # the controller wants it gone; nobody is listening
     agent.start()
     wait_for(lambda: conn.compute.find_server(doomed.id) is None, 30, "deleted after restart")
-    wait_for(
-        lambda: leftovers(state_dir, doomed.id, f"/rackpool/{host}/{doomed.id}") == [],
-        30, "the doomed instance removed without a trace",
+    wait_no_leftovers(
+        state_dir, doomed.id, f"/rackpool/{host}/{doomed.id}", 60,
+        "the doomed instance removed without a trace", rack["agents"][host].log,
     )  # fmt: skip
 
     agent = _agent_of(rack, dying.id)
