@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import subprocess
-import time
 from collections.abc import Callable
 from pathlib import Path
+
+from rackpool.core.clock import Timeout, iterate_timeout
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 
@@ -95,10 +96,11 @@ def wait_no_leftovers(
 ) -> None:
     """Wait until :func:`leftovers` finds nothing; on timeout say what was still there."""
     found: list[str] = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = leftovers(state_dir, instance_id, cgroup_rel)
-        if not found:
-            return
-        time.sleep(0.1)
+    try:
+        for _ in iterate_timeout(timeout, purpose, 0.1):
+            found = leftovers(state_dir, instance_id, cgroup_rel)
+            if not found:
+                return
+    except Timeout:
+        pass
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {purpose}: {found}\n{log()}")
