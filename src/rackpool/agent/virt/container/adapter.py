@@ -37,6 +37,7 @@ log = logging.getLogger("rackpool.agent.virt.container")
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 CONSOLE_MAX = 256 * 1024
 PR_SET_CHILD_SUBREAPER = 36
+PR_GET_CHILD_SUBREAPER = 37
 
 
 class ContainerDriver:
@@ -280,8 +281,25 @@ def become_subreaper() -> None:
     subreaper: this process while it lives (we reap only instance inits, by PID),
     PID 1 after the agent exits or restarts. This does not keep instances alive.
     """
+    set_subreaper(True)
+
+
+def is_subreaper() -> bool:
+    """Whether this process adopts its descendants' orphans (PR_GET_CHILD_SUBREAPER)."""
     libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    flag = ctypes.c_int(0)
+    libc.prctl(PR_GET_CHILD_SUBREAPER, ctypes.byref(flag), 0, 0, 0)
+    return bool(flag.value)
+
+
+def set_subreaper(on: bool) -> None:
+    """Set or clear PR_SET_CHILD_SUBREAPER for this process.
+
+    A process that embeds the driver only for a while (a test run) clears it again
+    afterwards: a subreaper that does not reap turns every later orphan into a zombie.
+    """
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_CHILD_SUBREAPER, 1 if on else 0, 0, 0, 0)
 
 
 def _hostname(name: str) -> str:
