@@ -24,6 +24,7 @@ from rackpool.agent.errors import (
     ControllerUnavailable,
     HostNetworkBusy,
     IncompatibleController,
+    SpawnCancelled,
 )
 from rackpool.agent.images import ImageCache, fetch_failure
 from rackpool.agent.reconcile import plan, request_ids
@@ -146,6 +147,9 @@ class Agent:
         for iid in p.orphans:
             log.info("removing instance unknown to the controller", extra=self._ex(iid))
             self._submit(iid, self._destroy, iid, False)
+        for iid in p.cancel:
+            if self.driver.cancel_spawn(iid):
+                log.info("deleted while it boots: cancelling the spawn", extra=self._ex(iid))
         for iid in p.active:
             self._report_active(iid, actual[iid])
         for iid, fault in p.vanished:
@@ -295,6 +299,11 @@ class Agent:
             state = self.driver.spawn(
                 spec, image, spec.flavor, spec.network, spec.keys, spec.user_data
             )
+        except SpawnCancelled:  # deleted while it booted; the driver removed what it made
+            log.info("instance %s destroyed before it finished booting", iid, extra=self._ex(iid))
+            self._reported.discard(iid)
+            self._report(iid, {"status": "DELETED"})
+            return
         except (KeyError, TypeError, ValueError, RackpoolError) as exc:
             fault = exc.message if isinstance(exc, RackpoolError) else f"bad instance spec: {exc}"
             log.warning("spawn failed: %s", fault, extra=self._ex(iid))

@@ -53,6 +53,10 @@ class SpawnError(DriverError):
     """An instance could not be started; the message becomes the server's fault."""
 
 
+class SpawnCancelled(SpawnError):
+    """The spawn was stopped because its server was deleted meanwhile (not a fault)."""
+
+
 class DriverUnavailable(DriverError):
     """The driver's backend is not usable on this machine."""
 

@@ -21,6 +21,7 @@ class Plan:
     active: tuple[str, ...] = ()  # running and not yet reported by this agent process
     vanished: tuple[tuple[str, str], ...] = ()  # (id, fault) to report as ERROR
     deleted: tuple[str, ...] = ()  # already gone here: just report DELETED
+    cancel: tuple[str, ...] = ()  # deleted while busy (e.g. a VM still booting): stop its spawn
     notes: list[str] = field(default_factory=list)
 
 
@@ -49,11 +50,14 @@ def plan(
     active: list[str] = []
     vanished: list[tuple[str, str]] = []
     deleted: list[str] = []
+    cancel: list[str] = []
     known = set()
     for e in desired:
         iid = str(e["id"])
         known.add(iid)
         if iid in busy:
+            if e.get("desired") == "deleted":
+                cancel.append(iid)
             continue
         have = actual.get(iid)
         if e.get("desired") == "deleted":
@@ -76,4 +80,5 @@ def plan(
         active=tuple(active),
         vanished=tuple(vanished),
         deleted=tuple(deleted),
+        cancel=tuple(cancel),
     )

@@ -106,9 +106,15 @@ class FakeRack:
 
 @contextlib.contextmanager
 def fake_rack(
-    tmp: Path, hosts: int = 1, name: str = "fk", log_format: str = "text"
+    tmp: Path,
+    hosts: int = 1,
+    name: str = "fk",
+    log_format: str = "text",
+    fake: dict[str, Any] | None = None,
 ) -> Iterator[FakeRack]:
-    """A region with ``hosts`` fake-driver agents (processes); all stopped afterwards."""
+    """A region with ``hosts`` fake-driver agents (processes); all stopped afterwards.
+
+    ``fake``: the agents' ``fake:`` driver settings (e.g. ``boot_seconds``)."""
     # the rack's tests create up to 30 servers at once in one project
     quota = {"instances": 100, "cores": 400, "ram": 409600}
     with running_region(tmp, name, fake_hosts=[], hosts=FAST_HOSTS, default_quota=quota) as region:
@@ -118,6 +124,8 @@ def fake_rack(
             for n in range(1, hosts + 1):
                 host = f"{name}-h{n}"
                 cfg = fake_agent_config(region.url, host, tmp / host / "state")
+                if fake is not None:
+                    cfg["fake"] = fake
                 agents[host] = AgentProcess(tmp / host, cfg, log_format).start()
             rack.wait_hosts({h: "up" for h in agents})
             yield rack

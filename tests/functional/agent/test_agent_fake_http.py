@@ -176,3 +176,26 @@ def test_instance_the_controller_does_not_know_is_removed_from_the_host(rack):
     wait_for(lambda: not stray.exists(), 15, "stray instance removed by the agent")
     assert _server(rack, server.id).status == "ACTIVE"  # the known one is untouched
     assert rack.instance_file(HOST, server.id).exists()
+
+
+def test_a_server_deleted_while_it_boots_is_gone_without_waiting_for_the_boot(tmp_path):
+    """The agent cancels a slow spawn (a VM under TCG takes minutes) when its server is
+    deleted, instead of finishing the boot first and only then deleting it."""
+    with fake_rack(tmp_path, hosts=1, fake={"boot_seconds": 300}) as rack:
+        server = _create(rack, "node-slow")
+        agent = rack.agents[HOST]
+        log = agent.log_path.read_text
+        wait_for(lambda: f"spawning instance {server.id}" in log(), 15, "spawn started")
+        assert _server(rack, server.id).status == "BUILD"
+        rack.conn.compute.delete_server(server)
+        # well inside the 300 s boot: only a cancelled spawn can be gone this soon
+        wait_for(lambda: _gone(rack, server.id), 20, "server gone (404) while it booted")
+        wait_for(lambda: _running_vms(rack) == 0, 15, "the host's instance released")
+        assert not rack.instance_file(HOST, server.id).exists()
+        assert f"instance {server.id} destroyed before it finished booting" in log()
+        assert "ERROR" not in {s.status for s in rack.conn.compute.servers()}
+        # the host keeps building: the next server boots (and is cancelled in turn)
+        again = _create(rack, "node-next")
+        wait_for(lambda: f"spawning instance {again.id}" in log(), 15, "next spawn")
+        rack.conn.compute.delete_server(again)
+        wait_for(lambda: _gone(rack, again.id), 20, "second server gone")

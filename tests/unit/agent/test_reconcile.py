@@ -48,3 +48,9 @@ def test_request_ids_of_an_entry_keep_only_plain_strings() -> None:
     assert request_ids({"id": "a", "request_id": None}) == {}
     assert request_ids({"request_id": 5, "global_request_id": "x" * 65}) == {}
     assert request_ids({"request_id": "req-\nforged"}) == {}
+
+
+def test_a_busy_instance_deleted_meanwhile_is_to_be_cancelled():
+    p = plan([e("a", desired="deleted"), e("b")], {}, busy={"a", "b"}, reported=set())
+    assert p.cancel == ("a",)
+    assert (p.spawn, p.destroy, p.deleted) == ((), (), ())

@@ -59,6 +59,14 @@ class VirtDriver(Protocol):
 
     def destroy(self, instance_id: str) -> None: ...
 
+    def cancel_spawn(self, instance_id: str) -> bool:
+        """Ask a spawn running in another thread to stop, clean up and raise SpawnCancelled.
+
+        True if a spawn of ``instance_id`` was running and is now asked to stop (only the
+        first time); False otherwise. Drivers whose spawns finish at once need not act.
+        """
+        ...
+
     def list(self) -> list[InstanceState]: ...
 
     def console_log(self, instance_id: str) -> str: ...

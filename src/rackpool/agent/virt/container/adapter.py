@@ -17,11 +17,12 @@ import json
 import logging
 import os
 import shutil
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
-from rackpool.agent.errors import DriverError, DriverUnavailable, SpawnError
+from rackpool.agent.errors import DriverError, DriverUnavailable, SpawnCancelled, SpawnError
 from rackpool.agent.virt.base import Capacity, ImageForm, InstanceState, LocalImage
 from rackpool.agent.virt.container import netns, rootfs
 from rackpool.agent.virt.container.boot import READY_LINE, boot_script, parse_host_keys
@@ -62,6 +63,9 @@ class ContainerDriver:
         self.base.mkdir(parents=True, exist_ok=True)
         self.runc = Runc(runc_bin, self.state_dir / "runc")
         self.runc.version()
+        self._spawning: set[str] = set()
+        self._cancelled: set[str] = set()  # spawning, and asked to stop (server deleted)
+        self._spawning_lock = threading.Lock()
         become_subreaper()
 
     # -- paths ---------------------------------------------------------------------------
@@ -90,16 +94,26 @@ class ContainerDriver:
         d = self._dir(instance.id)
         extra = {"host": self.host, "instance_id": instance.id}
         t0 = time.monotonic()
+        with self._spawning_lock:
+            self._spawning.add(instance.id)
         try:
             self._prepare(d, instance, image, flavor, network, keys, user_data)
             self.runc.run_detached(instance.id, d, d / "console.log")
             self._write_record(d, {**self._record(d), "init_pid": self._init_pid(instance.id)})
             host_keys = self._wait_ready(instance.id, d / "console.log")
+        except SpawnCancelled:
+            log.info("spawn cancelled (the server was deleted); cleaning up", extra=extra)
+            self.destroy(instance.id)
+            raise
         except Exception as exc:
             console = self.console_log(instance.id)[-1500:]
             log.warning("spawn failed, cleaning up: %s", exc, extra=extra)
             self.destroy(instance.id)
             raise SpawnError(f"spawn failed: {exc}; console tail: {console[-800:]}") from exc
+        finally:
+            with self._spawning_lock:
+                self._spawning.discard(instance.id)
+                self._cancelled.discard(instance.id)
         self._write_record(d, {**self._record(d), "host_keys": list(host_keys)})
         log.info("spawned in %.3fs", time.monotonic() - t0, extra=extra)
         return InstanceState(instance.id, True, host_keys)
@@ -153,6 +167,9 @@ class ContainerDriver:
     def _wait_ready(self, instance_id: str, console: Path) -> tuple[str, ...]:
         """Wait until sshd listens (it says so on the console) and host keys are printed."""
         for attempt in iterate_timeout(self.config.ready_timeout, "sshd", interval=0.01):
+            with self._spawning_lock:
+                if instance_id in self._cancelled:
+                    raise SpawnCancelled("spawn cancelled: the server was deleted during boot")
             text = console.read_text(errors="replace")
             if READY_LINE in text:
                 keys = parse_host_keys(text)
@@ -167,6 +184,14 @@ class ContainerDriver:
 
     def _running(self, instance_id: str) -> bool:
         return any(c.id == instance_id and c.status == "running" for c in self.runc.list())
+
+    def cancel_spawn(self, instance_id: str) -> bool:
+        """Stop waiting for an instance whose server was deleted while it boots."""
+        with self._spawning_lock:
+            if instance_id not in self._spawning or instance_id in self._cancelled:
+                return False
+            self._cancelled.add(instance_id)
+            return True
 
     def destroy(self, instance_id: str) -> None:
         """Remove processes, cgroups, mounts, netns, veth and files; idempotent."""

@@ -16,7 +16,7 @@ import secrets
 import threading
 from pathlib import Path
 
-from rackpool.agent.errors import SpawnError
+from rackpool.agent.errors import SpawnCancelled, SpawnError
 from rackpool.agent.virt.base import Capacity, ImageForm, InstanceState, LocalImage
 from rackpool.agent.virt.fake.config import FakeConfig
 from rackpool.core.instance import FlavorSpec, InstanceSpec, NetworkSpec
@@ -34,6 +34,7 @@ class FakeDriver:
         self._instances: dict[str, InstanceState] = {}
         self._consoles: dict[str, str] = {}
         self._lock = threading.Lock()
+        self._booting: dict[str, threading.Event] = {}  # id -> set when asked to cancel
         if state_dir is not None:
             state_dir.mkdir(parents=True, exist_ok=True)
 
@@ -48,6 +49,8 @@ class FakeDriver:
     ) -> InstanceState:
         if instance.image.name in self.config.fail_images:
             raise SpawnError(f"fake driver: image {instance.image.name} is set to fail")
+        if self.config.boot_seconds > 0:
+            self._boot(instance.id)
         # a fresh key per boot, like a real first boot: a respawn would show a new key
         key = f"ssh-ed25519 FAKE{secrets.token_hex(20)}"
         state = InstanceState(instance.id, True, (key,))
@@ -66,6 +69,26 @@ class FakeDriver:
             self._instances[instance.id] = state
             self._consoles[instance.id] = console
         return state
+
+    def _boot(self, instance_id: str) -> None:
+        """Take ``boot_seconds``, unless :meth:`cancel_spawn` stops the boot first."""
+        cancelled = threading.Event()
+        with self._lock:
+            self._booting[instance_id] = cancelled
+        try:
+            if cancelled.wait(self.config.boot_seconds):
+                raise SpawnCancelled("spawn cancelled: the server was deleted during boot")
+        finally:
+            with self._lock:
+                self._booting.pop(instance_id, None)
+
+    def cancel_spawn(self, instance_id: str) -> bool:
+        with self._lock:
+            event = self._booting.get(instance_id)
+        if event is None or event.is_set():
+            return False
+        event.set()
+        return True
 
     def destroy(self, instance_id: str) -> None:
         with self._lock:

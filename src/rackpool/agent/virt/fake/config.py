@@ -14,3 +14,6 @@ class FakeConfig(BaseModel):
     fail_images: list[str] = Field(
         default_factory=list, description="image names whose spawn fails (for error tests)"
     )
+    boot_seconds: float = Field(
+        0.0, ge=0, le=3600, description="how long a spawn takes (a slow boot, for tests)"
+    )

@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from rackpool.agent.errors import DriverError, DriverUnavailable, SpawnError
+from rackpool.agent.errors import DriverError, DriverUnavailable, SpawnCancelled, SpawnError
 from rackpool.agent.virt.base import Capacity, ImageForm, InstanceState, LocalImage
 from rackpool.agent.virt.libvirt import configdrive
 from rackpool.agent.virt.libvirt.boot import BootFiles, boot_files
@@ -88,6 +88,7 @@ class LibvirtDriver:
         self.boot_cache = self.state_dir / "libvirt-boot"
         self._boot_lock = threading.Lock()
         self._spawning: set[str] = set()  # instance ids whose spawn runs in this process
+        self._cancelled: set[str] = set()  # of those, the ones asked to stop (deleted)
         self._spawning_lock = threading.Lock()
         self.domain_type = config.domain_type
         if self.domain_type == "auto":
@@ -134,6 +135,10 @@ class LibvirtDriver:
                 dom = self.conn.defineXML(xml)
                 dom.create()
             host_keys = self._wait_ready(instance.id)
+        except SpawnCancelled:
+            log.info("spawn cancelled (the server was deleted); cleaning up", extra=extra)
+            self.destroy(instance.id)
+            raise
         except Exception as exc:
             console = self.console_log(instance.id)[-800:]
             log.warning("spawn failed, cleaning up: %s", exc, extra=extra)
@@ -142,6 +147,7 @@ class LibvirtDriver:
         finally:
             with self._spawning_lock:
                 self._spawning.discard(instance.id)
+                self._cancelled.discard(instance.id)
         log.info("spawned in %.3fs", time.monotonic() - t0, extra=extra)
         return InstanceState(instance.id, True, host_keys)
 
@@ -237,6 +243,9 @@ class LibvirtDriver:
         left = max(1.0, self.config.ready_timeout - (self._boot_age(instance_id) or 0.0))
         try:
             for _ in iterate_timeout(left, "guest host keys", interval=0.5):
+                with self._spawning_lock:
+                    if instance_id in self._cancelled:
+                        raise SpawnCancelled("spawn cancelled: the server was deleted during boot")
                 keys = parse_host_keys(self.console_log(instance_id))
                 if keys:
                     return keys
@@ -265,6 +274,15 @@ class LibvirtDriver:
             if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
                 return False
             raise DriverError(f"libvirt state of {instance_id}: {exc}") from exc
+
+    def cancel_spawn(self, instance_id: str) -> bool:
+        """Stop waiting for a guest whose server was deleted while it boots: its spawn
+        destroys it within half a second instead of after the boot (minutes under TCG)."""
+        with self._spawning_lock:
+            if instance_id not in self._spawning or instance_id in self._cancelled:
+                return False
+            self._cancelled.add(instance_id)
+            return True
 
     def destroy(self, instance_id: str) -> None:
         """Stop and undefine the domain and remove its files; idempotent."""
