@@ -19,6 +19,8 @@ KINDS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     # before web: an inventory has regions: too, and always a version:
     "inventory": ("rackpool.deploy.inventory", "Inventory", ("version",)),
     "web": ("rackpool.web.config", "WebConfig", ("regions", "refresh")),
+    # after inventory and web, which may have an ops: section too
+    "shipper": ("rackpool.ops.config", "ShipConfig", ("ops",)),
 }
 
 

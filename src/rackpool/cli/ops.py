@@ -1,4 +1,4 @@
-"""``rackpool ops serve``, ``rackpool logs search|tail``, ``rackpool bugs list|check|uncategorized``."""
+"""``rackpool ops serve|ship``, ``rackpool logs search|tail``, ``rackpool bugs list|check|uncategorized``."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 
 from rackpool.core.config import load_model
 from rackpool.ops.client import STATE_ENV, OpsClient, discover
-from rackpool.ops.config import OpsConfig
+from rackpool.ops.config import OpsConfig, ShipConfig
 from rackpool.ops.signatures import load_signature
 
 _IDS = ("region", "host", "node_id", "instance_id", "request_id", "image_id", "build_uuid")
@@ -38,6 +38,12 @@ def _serve(args: argparse.Namespace) -> int:
     if state_dir:
         config = config.model_copy(update={"state_dir": state_dir})
     return run(config)
+
+
+def _ship(args: argparse.Namespace) -> int:
+    from rackpool.ops.ship import run
+
+    return run(load_model(args.config, ShipConfig))
 
 
 def _search(args: argparse.Namespace) -> int:
@@ -117,6 +123,9 @@ def register(sub: Any) -> None:
     serve.add_argument("--config", required=True, metavar="FILE", help="ops.yaml")
     serve.add_argument("--state-dir", help="write ops.json (URL, push token) here")
     serve.set_defaults(handler=_serve)
+    ship = osub.add_parser("ship", help="send this host's log files to the ops API of another host")
+    ship.add_argument("--config", required=True, metavar="FILE", help="shipper.yaml")
+    ship.set_defaults(handler=_ship)
 
     logs = sub.add_parser("logs", help="search the operational logs")
     lsub = logs.add_subparsers(dest="logs_command", metavar="ACTION", required=True)

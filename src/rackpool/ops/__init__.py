@@ -7,5 +7,7 @@ Errors (``rackpool.ops.errors``)::
         ├── QuerySyntaxError   (also BadRequest) bad query; ``position`` is the offset
         ├── SignatureError     (also ConfigError) a known-bug YAML file is wrong; names it
         ├── IndexUnavailable   (also TemporaryError) the index cannot be reached / opened
-        └── OpsNotRunning      (also TemporaryError) no ops daemon found for a state dir
+        ├── OpsNotRunning      (also TemporaryError) no ops daemon found for a state dir
+        └── ShippingStopped    (also TemporaryError) a remote shipper stopped before the
+                               ops API took a batch (``rackpool.ops.remote``)
 """

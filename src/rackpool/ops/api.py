@@ -8,6 +8,9 @@
     POST /api/push   (Authorization: Bearer <token>)
          {"fields": {...build fields...}, "lines": ["...", ...], "source": ..., "first_line": 1}
          or {"documents": [{...}, ...], "source": ...}
+    POST /api/ingest (Authorization: Bearer <token>)  another host's shipper
+         {"host": ..., "source": ..., "documents": [{"seq": ..., "ts": ..., "fields": {...}}]}
+         (rackpool.ops.wire); answers once the lines are committed
 
 Errors use the OpenStack fault shape: ``{"badRequest": {"message": ..., "code": 400}}``.
 """
@@ -17,6 +20,7 @@ from __future__ import annotations
 import hmac
 import logging
 import re
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,9 +40,10 @@ from rackpool.core.secrets import StreamRedactors
 from rackpool.ops.classify import Classifier
 from rackpool.ops.failures import FailureStore
 from rackpool.ops.index import LogDoc, LogIndex
-from rackpool.ops.ingest import doc_from_fields
+from rackpool.ops.ingest import clean_fields, doc_from_fields
 from rackpool.ops.query import MatchAll, parse
 from rackpool.ops.timeparse import parse_time
+from rackpool.ops.wire import parse_ingest
 
 MAX_PAGE = 1000
 MAX_BUCKETS = 5000  # in one histogram
@@ -68,8 +73,36 @@ def _project(doc: dict[str, Any], fields: list[str] | None) -> dict[str, Any]:
     return {k: v for k, v in doc.items() if k in keep}
 
 
+def _authorize(request: Request, token: str, what: str) -> None:
+    auth = request.headers.get("authorization", "")
+    scheme, _, given = auth.partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip(), token):
+        raise Unauthorized(f"{what} needs 'Authorization: Bearer <token>'")
+
+
+class _Ingest:
+    """Shipped lines of other hosts to index documents, redacted again here (the index is
+    public; the sender is not trusted to have redacted). Runs on the thread pool; the
+    lock keeps each file's stream redactor (a PEM key split over lines) in line order."""
+
+    def __init__(self) -> None:
+        self.streams = StreamRedactors()
+        self.lock = threading.Lock()
+
+    def docs(self, raw: bytes) -> list[LogDoc]:
+        batch = parse_ingest(parse_json(raw))
+        source = batch.stream
+        with self.lock:
+            stream = self.streams.get(source)
+            return [
+                LogDoc(d.ts, source, d.seq, clean_fields(d.fields, stream=stream))
+                for d in batch.documents
+            ]
+
+
 def build_app(deps: ApiDeps) -> Starlette:
     streams = StreamRedactors()  # per pushed build log: a PEM key pushed line by line
+    shipped = _Ingest()
 
     def search(request: Request) -> JSONResponse:
         qp = request.query_params
@@ -159,14 +192,18 @@ def build_app(deps: ApiDeps) -> Starlette:
         )
 
     async def push(request: Request) -> JSONResponse:
-        auth = request.headers.get("authorization", "")
-        scheme, _, token = auth.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip(), deps.push_token):
-            raise Unauthorized("push needs 'Authorization: Bearer <token>'")
+        _authorize(request, deps.push_token, "push")
         body = parse_json(await request.body())
         docs = _push_docs(body, deps.clock.now(), streams)
         added = await run_in_threadpool(deps.index.add, docs)
         return JSONResponse({"received": len(docs), "added": added}, status_code=202)
+
+    async def ingest(request: Request) -> JSONResponse:
+        """Another host's shipper: 200 once its lines are committed (it checkpoints then)."""
+        _authorize(request, deps.push_token, "ingest")
+        docs = await run_in_threadpool(shipped.docs, await request.body())
+        added = await run_in_threadpool(deps.index.add, docs)
+        return JSONResponse({"received": len(docs), "added": added})
 
     async def on_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RackpoolError)
@@ -187,6 +224,7 @@ def build_app(deps: ApiDeps) -> Starlette:
             Route("/api/uncategorized", uncategorized),
             Route("/api/health", health),
             Route("/api/push", push, methods=["POST"]),
+            Route("/api/ingest", ingest, methods=["POST"]),
         ],
         exception_handlers={RackpoolError: on_error, HTTPException: http_error, Exception: crash},
         middleware=[

@@ -1,8 +1,13 @@
-"""``ops.yaml``: the ops daemon's settings (index, shipper, API, signatures)."""
+"""``ops.yaml``: the ops daemon's settings (index, shipper, API, signatures); and
+``shipper.yaml``: ``rackpool ops ship``, which sends a host's log files to the ops API."""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+from rackpool.ops.wire import HOST
 
 
 class _Model(BaseModel):
@@ -59,3 +64,60 @@ class OpsConfig(_Model):
     classifier: ClassifierConfig = ClassifierConfig()
     log: LogConfig = LogConfig()
     state_dir: str | None = Field(None, description="where ops.json (url, push token) is written")
+
+
+class RemoteOpsConfig(_Model):
+    """The ops daemon a shipper sends to."""
+
+    url: str = Field(description="the ops API, e.g. http://ops.example:8090")
+    push_token: SecretStr = Field(
+        min_length=1, description="the ops daemon's push token (api.push_token)"
+    )
+    timeout: float = Field(30.0, gt=0, le=600, description="seconds per request")
+    max_request_bytes: int = Field(
+        4 * 1024 * 1024,
+        ge=64 * 1024,
+        description="largest request body; keep it below the ops API's max_body_bytes",
+    )
+    max_line_bytes: int = Field(
+        1024 * 1024, ge=4096, description="a longer line is sent cut to this size"
+    )
+    min_backoff: float = Field(0.5, gt=0, le=60, description="first wait after a failed try")
+    max_backoff: float = Field(30.0, gt=0, le=3600, description="longest wait between tries")
+    log_interval: float = Field(
+        60.0, gt=0, description="while failing, log the trouble at most this often"
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        parts = urlsplit(v)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http:// or https:// URL, e.g. http://ops.example:8090")
+        if parts.query or parts.fragment:
+            raise ValueError("must not have a query or fragment; give the API's base URL")
+        return v
+
+
+class ShipConfig(_Model):
+    """``shipper.yaml``: ``rackpool ops ship`` on a host that does not run the ops index."""
+
+    ops: RemoteOpsConfig
+    host: str = Field(
+        pattern=HOST,
+        description="this host's name; every line's source is '<host>:<path>#<file id>'",
+    )
+    shipper: ShipperConfig = Field(
+        description="files (globs), poll_interval, fields; checkpoint default: "
+        "<state_dir>/checkpoint.json"
+    )
+    state_dir: str = Field(description="the checkpoint and shipper.json (status) live here")
+    batch_lines: int = Field(5000, ge=1, le=100_000, description="lines per batch read")
+    log: LogConfig = LogConfig()
+
+    @field_validator("shipper")
+    @classmethod
+    def _files(cls, v: ShipperConfig) -> ShipperConfig:
+        if not v.files:
+            raise ValueError("files: give at least one log file glob to ship")
+        return v

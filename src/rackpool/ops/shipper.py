@@ -34,7 +34,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from rackpool.core.clock import Clock, SystemClock
-from rackpool.ops.index import LogDoc, LogIndex
+from rackpool.core.files import write_private
+from rackpool.ops.index import DocSink, LogDoc
 from rackpool.ops.ingest import StreamRedactor, doc_from_line
 
 log = logging.getLogger(__name__)
@@ -49,7 +50,7 @@ class Position:
 
 
 class CheckpointFile:
-    """Shipper positions in a JSON file, replaced atomically."""
+    """Shipper positions in a JSON file, replaced atomically, private (0600) from the start."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -62,9 +63,7 @@ class CheckpointFile:
         return {k: Position(**v) for k, v in data.items()}
 
     def save(self, positions: Mapping[str, Position]) -> None:
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        tmp.write_text(json.dumps({k: asdict(v) for k, v in positions.items()}, indent=1))
-        os.replace(tmp, self.path)
+        write_private(self.path, json.dumps({k: asdict(v) for k, v in positions.items()}, indent=1))
 
 
 def _fingerprint(fh: IO[bytes]) -> str | None:
@@ -129,11 +128,12 @@ class _Lines:
 
 
 class Shipper:
-    """Reads new lines from files matching ``globs`` and adds them to ``index``."""
+    """Reads new lines from files matching ``globs`` and adds them to ``index`` (the local
+    index, or another host's ops API: :class:`rackpool.ops.remote.RemoteIndex`)."""
 
     def __init__(
         self,
-        index: LogIndex,
+        index: DocSink,
         globs: list[str],
         checkpoints: CheckpointFile,
         *,
@@ -152,6 +152,7 @@ class Shipper:
         self._tails: dict[str, _Tail] = {}
         self._saved = checkpoints.load()
         self._pending: deque[tuple[Future[int], _Tail, Position]] = deque()
+        self._stop: threading.Event | None = None  # run()'s: a poll stops reading early
 
     def paths(self) -> list[str]:
         found: set[str] = set()
@@ -178,13 +179,21 @@ class Shipper:
         return added
 
     def run(self, stop: threading.Event, interval: float = 0.5) -> None:
+        """Poll until ``stop``; then finish the poll under way (what it read is stored and
+        checkpointed, unless the index fails) and return."""
+        self._stop = stop
         while not stop.is_set():
             try:
                 while self.poll() and not stop.is_set():
                     pass
             except Exception:
+                if stop.is_set():
+                    break
                 log.exception("shipping logs failed; retrying", extra={"event": "ship_failed"})
             stop.wait(interval)
+
+    def _stopping(self) -> bool:
+        return self._stop is not None and self._stop.is_set()
 
     def close(self) -> None:
         for tail in self._tails.values():
@@ -202,13 +211,17 @@ class Shipper:
         if st.st_size < tail.pos.offset:  # truncated in place: start over
             tail.pos = Position(tail.pos.ino, "", 0)
         added = 0
-        while added < self.max_poll_lines and (read := self._read(tail, final=False)):
+        while (
+            added < self.max_poll_lines
+            and not self._stopping()
+            and (read := self._read(tail, final=False))
+        ):
             added += read
         try:
             rotated = os.stat(tail.path).st_ino != st.st_ino
         except FileNotFoundError:
             rotated = True
-        if rotated and added < self.max_poll_lines:
+        if rotated and added < self.max_poll_lines and not self._stopping():
             while drained := self._read(tail, final=True):
                 added += drained
             self._flush()

@@ -65,7 +65,10 @@ class IndexStats:
     newest: float | None
 
 
-class LogIndex(Protocol):
+class DocSink(Protocol):
+    """Where a shipper sends documents: a local index, or the ops API of another host
+    (:class:`rackpool.ops.remote.RemoteIndex`)."""
+
     def add(self, docs: Iterable[LogDoc]) -> int:
         """Store documents; returns how many were new (duplicates are ignored)."""
         ...
@@ -79,6 +82,8 @@ class LogIndex(Protocol):
         """
         ...
 
+
+class LogIndex(DocSink, Protocol):
     def search(
         self,
         query: Node,
