@@ -5,7 +5,8 @@ controller ``ctl``, compute hosts ``c1`` and ``c2`` (container driver: instances
 in the hosts, on the rack's instance network), ``svc`` with the pool and the ops index.
 
 1. deploy from scratch → a node requested from the deployed pool answers SSH with the
-   host keys the pool reported;
+   host keys the pool reported; every daemon's logs are in the ops index on ``svc``:
+   the agents' and the controller's shipped from their hosts, the pool's indexed there;
 2. deploy again → changed=0;
 3. ``--check`` after an inventory edit shows exactly that edit and changes nothing;
 4. upgrade A → B while a client keeps requesting and releasing nodes: no failed
@@ -17,11 +18,13 @@ in the hosts, on the rack's instance network), ``svc`` with the pool and the ops
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from tests.support.deploy_rack import Churn, Rack, deploy_rack
 
@@ -58,6 +61,44 @@ def test_1_deploy_from_scratch_serves_nodes_over_ssh(rack: Rack) -> None:
             assert "bookworm" in out
         finally:
             rack.release(pool, node["id"])
+
+
+def _search(rack: Rack, q: str) -> dict[str, Any]:
+    """The ops index's public search API on svc, as anyone may ask it."""
+    resp = httpx.get(f"http://{rack.address('svc')}:8090/api/search",
+                     params={"q": q, "size": 100}, timeout=30, trust_env=False)  # fmt: skip
+    resp.raise_for_status()
+    body: dict[str, Any] = resp.json()
+    return body
+
+
+def _found(rack: Rack, q: str, at_least: int = 1) -> list[dict[str, Any]]:
+    """The hits of ``q`` once there are ``at_least`` (shipping takes a poll or two)."""
+    wait_for(lambda: _search(rack, q)["total"] >= at_least, 120, f"{at_least} hit(s) of {q}")
+    return list(_search(rack, q)["hits"])
+
+
+def test_1b_every_hosts_daemon_logs_reach_the_ops_index(rack: Rack) -> None:
+    for c in COMPUTES:
+        hits = _found(rack, f'message:"registered with" AND host:"r1-{c}"')
+        assert all(h["source"].startswith(f"r1-{c}:/var/log/rackpool/agent-r1-{c}.jsonl#")
+                   for h in hits), hits  # fmt: skip
+        status = json.loads(
+            rack.hosts.hosts[c].ssh("cat /var/lib/rackpool/shipper/shipper.json", check=True).stdout
+        )
+        assert status["state"] == "shipping" and status["host"] == f"r1-{c}"
+        modes = rack.hosts.hosts[c].ssh(
+            "stat -c '%a %n' /opt/rackpool/current/etc/shipper.yaml "
+            "/var/lib/rackpool/shipper /var/lib/rackpool/shipper/checkpoint.json", check=True,
+        ).stdout.split()  # fmt: skip
+        assert modes[0::2] == ["600", "700", "600"], modes
+    ctl = _found(rack, "component:cloud AND region:r1")
+    assert all(h["source"].startswith("r1-ctl:/var/log/rackpool/cloud-r1.jsonl#") for h in ctl)
+    # the pool's lines, on the index's own host, are indexed there without a shipper
+    assert _found(rack, "component:pool")
+    # the push token the shippers hold is in no line anyone can read
+    token = rack.secret("ops/push_token")
+    assert _search(rack, f'"{token}"')["total"] == 0
 
 
 def test_2_deploy_again_changes_nothing(rack: Rack) -> None:
@@ -134,6 +175,9 @@ def test_4_rolling_upgrade_under_load_loses_nothing(rack: Rack) -> None:
             assert rack.node_ssh(n, "cat /etc/ssh/ssh_host_*_key.pub") == before[n["id"]]
         for n in held:
             rack.release(pool, n["id"])
+    # the shippers run on B too: each agent's registration after its upgrade is indexed
+    for c in COMPUTES:
+        _found(rack, f'message:"registered with" AND host:"r1-{c}"', at_least=2)
 
     # nothing leaked: every server the region has runs, and everything running is known
     def settled() -> bool:

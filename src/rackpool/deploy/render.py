@@ -1,7 +1,7 @@
 """Every daemon's config, made from the inventory through that daemon's own typed model.
 
 Each config is built as the daemon's model (``RegionConfig``, ``AgentConfig``,
-``PoolConfig``, ``OpsConfig``, ``WebConfig``) and dumped from it, so a wrong inventory
+``PoolConfig``, ``OpsConfig``, ``WebConfig``, ``ShipConfig``) and dumped from it, so a wrong inventory
 fails here, with its YAML path, before any host is touched. Only what the inventory
 sets is written (``exclude_unset``): a config stays valid for the previous and the next
 version, which a rolling upgrade and a rollback rely on. Dumps are sorted and stable,
@@ -24,7 +24,7 @@ from rackpool.core.errors import ConfigError
 from rackpool.deploy.bootstrap import BootstrapSpec
 from rackpool.deploy.inventory import ComputeHost, Inventory, RegionSpec
 from rackpool.deploy.secrets import Secrets
-from rackpool.ops.config import OpsConfig
+from rackpool.ops.config import OpsConfig, ShipConfig
 from rackpool.pool.config import PoolConfig
 from rackpool.web.config import WebConfig
 
@@ -230,6 +230,19 @@ def ops_config(inv: Inventory, s: Secrets) -> OpsConfig:
     return build(OpsConfig, data, "ops")
 
 
+def shipper_config(inv: Inventory, host: str, s: Secrets) -> ShipConfig:
+    """``rackpool ops ship`` on a host without the index: its log files to the ops API."""
+    assert inv.ops is not None
+    data = {
+        "ops": {"url": ops_url(inv), "push_token": s.get("ops/push_token")},
+        "host": host,
+        "shipper": {"files": [f"{LOGS}/*.jsonl"]},
+        "state_dir": f"{STATE}/shipper",
+        "log": {"json": True, "path": f"{LOGS}/shipper.jsonl"},
+    }
+    return build(ShipConfig, data, f"the log shipper of host {host}")
+
+
 def web_config(inv: Inventory, s: Secrets) -> WebConfig:
     assert inv.web is not None
     w = inv.web
@@ -330,4 +343,10 @@ def plan_hosts(inv: Inventory, s: Secrets, public_key: str) -> dict[str, HostPla
     if inv.web is not None:
         web = {"api_port": inv.web.api_port, **_files(s, web_yaml=to_yaml(web_config(inv, s)))}
         add(host(inv.web.name or "web", inv.web.host), "webs", "web", "rackpool_web", web)
+    if inv.ops is not None:  # every other host ships its daemons' logs to the index
+        for p in plans.values():
+            if "ops" not in p.groups:
+                shipper = {"host": p.name, "url": ops_url(inv),
+                           **_files(s, shipper_yaml=to_yaml(shipper_config(inv, p.name, s)))}  # fmt: skip
+                add(p, "shippers", p.name, "rackpool_shipper", shipper)
     return plans

@@ -38,11 +38,11 @@ def test_playbook_syntax(tmp_path: Path, playbook: str) -> None:
 def test_every_role_and_template_ships_in_the_package() -> None:
     roles = {d.name for d in (PLAYBOOKS / "roles").iterdir()}
     assert roles == {"rackpool_common", "rackpool_controller", "rackpool_agent",
-                     "rackpool_pool", "rackpool_ops"}  # fmt: skip
+                     "rackpool_pool", "rackpool_ops", "rackpool_shipper"}  # fmt: skip
     units = {t.name for t in PLAYBOOKS.glob("roles/*/templates/*.service.j2")}
     assert units == {
         "rackpool-controller@.service.j2",  # one instance per version: the port handover
-        *(f"rackpool-{d}.service.j2" for d in ("agent", "pool", "ops", "web")),
+        *(f"rackpool-{d}.service.j2" for d in ("agent", "pool", "ops", "web", "shipper")),
     }
 
 

@@ -19,7 +19,7 @@ from rackpool.deploy.bootstrap import BootstrapSpec
 from rackpool.deploy.inventory import Inventory
 from rackpool.deploy.run import DeployOptions, prepare
 from rackpool.deploy.secrets import Secrets
-from rackpool.ops.config import OpsConfig
+from rackpool.ops.config import OpsConfig, ShipConfig
 from rackpool.pool.config import PoolConfig
 from rackpool.web.config import WebConfig
 
@@ -61,6 +61,29 @@ def test_each_config_validates_as_its_daemons_model(tmp_path: Path) -> None:
     OpsConfig.model_validate(yaml.safe_load(svc["rackpool_ops"]["ops_yaml"]))
     web = WebConfig.model_validate(yaml.safe_load(svc["rackpool_web"]["web_yaml"]))
     assert web.pool is not None and web.pool.url == "http://198.19.100.13:8005"
+
+
+def test_every_host_but_the_index_s_ships_its_logs_there(tmp_path: Path) -> None:
+    p = plans(example(), tmp_path)
+    shippers = sorted(n for n, h in p.items() if "shippers" in h.groups)
+    assert shippers == ["r1-c1", "r1-c2", "r1-controller"]  # pool, ops, web: one host, local
+    assert "rackpool_shipper" not in p["pool"].vars
+    ops = OpsConfig.model_validate(yaml.safe_load(p["pool"].vars["rackpool_ops"]["ops_yaml"]))
+    for name in shippers:
+        v = p[name].vars["rackpool_shipper"]
+        cfg = ShipConfig.model_validate(yaml.safe_load(v["shipper_yaml"]))
+        assert cfg.host == name and cfg.ops.url == v["url"] == "http://198.19.100.13:8090"
+        assert cfg.ops.push_token.get_secret_value() == ops.api.push_token
+        assert cfg.shipper.files == [f"{render.LOGS}/*.jsonl"]
+        assert cfg.log.path == f"{render.LOGS}/shipper.jsonl"  # its own lines are shipped too
+        assert ops.api.push_token not in v["shown"]["shipper.yaml"]
+        assert "push_token: <secret>" in v["shown"]["shipper.yaml"]
+    # pool and ops on separate hosts: the pool host ships too; without ops, nobody does
+    data = example()
+    data["pool"]["host"]["address"] = "198.19.100.14"
+    assert "rackpool_shipper" in plans(data, tmp_path)["pool"].vars
+    del data["ops"], data["web"]
+    assert not any("shippers" in h.groups for h in plans(data, tmp_path).values())
 
 
 def test_rendering_is_stable_and_shown_files_hold_no_secret(tmp_path: Path) -> None:
