@@ -52,3 +52,19 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 def pytest_make_collect_report(collector: pytest.Collector) -> Iterator[None]:
     outcome: Any = yield
     _fail_skip_under_ci(outcome.get_result(), collector.nodeid)
+
+
+@pytest.fixture(autouse=True)
+def _pytest_never_left_a_subreaper() -> Iterator[None]:
+    """No test may leave pytest adopting orphans it will never reap.
+
+    The container driver makes its process a child subreaper while open (an agent reaps
+    its instances' inits). Left set in pytest after a test, the inits of agents killed
+    by later tests are adopted by pytest and stay zombies, which those tests then see as
+    an instance "left behind" (two agent tests failed in full CI runs only, this way).
+    """
+    from rackpool.agent.virt.container.adapter import is_subreaper
+
+    assert not is_subreaper(), "an earlier test or fixture left pytest a child subreaper"
+    yield
+    assert not is_subreaper(), "this test left pytest a child subreaper"

@@ -25,8 +25,11 @@ def remove_container_host(config: AgentConfig) -> int:
     state = Path(config.state_dir)
     if state.is_dir():
         driver = ContainerDriver(config.container, state, config.host.name, config.network.bridge)
-        for inst in driver.list():
-            driver.destroy(inst.id)
-            removed += 1
+        try:
+            for inst in driver.list():
+                driver.destroy(inst.id)
+                removed += 1
+        finally:
+            driver.close()
     remove_host_network(config.network.bridge)
     return removed

@@ -63,15 +63,11 @@ def make_spec(
 def container_driver_factory(tmp_path: Path, rack_net: dict[str, str]) -> Iterator[object]:
     """Build container drivers on private state dirs; destroy what they ran afterwards.
 
-    The driver makes its process a child subreaper (an agent reaps its instance inits).
-    Here that process is pytest, which reaps nothing else: left set, the inits of agents
-    killed by later tests would be adopted by pytest and stay zombies for the whole run.
-    So the flag is put back as it was once this test's instances are destroyed.
+    A driver makes its process (here pytest) a child subreaper while it is open; closing
+    every driver puts the flag back (see the autouse check in tests/conftest.py).
     """
     from rackpool.agent.virt.container import ContainerConfig, ContainerDriver
-    from rackpool.agent.virt.container.adapter import is_subreaper, set_subreaper
 
-    was_subreaper = is_subreaper()
     made: list[ContainerDriver] = []
 
     def make(host: str = "h1", bridge: str | None = None) -> ContainerDriver:
@@ -84,19 +80,9 @@ def container_driver_factory(tmp_path: Path, rack_net: dict[str, str]) -> Iterat
     try:
         yield make
     finally:
-        try:
-            for d in made:
+        for d in made:
+            try:
                 for inst in d.list():
                     d.destroy(inst.id)
-        finally:
-            set_subreaper(was_subreaper)
-
-
-@pytest.fixture(autouse=True)
-def _pytest_stays_no_subreaper() -> Iterator[None]:
-    """No test may leave pytest adopting orphans it will never reap (see above)."""
-    from rackpool.agent.virt.container.adapter import is_subreaper
-
-    before = is_subreaper()
-    yield
-    assert is_subreaper() == before, "a test left pytest a child subreaper"
+            finally:
+                d.close()

@@ -66,7 +66,8 @@ class ContainerDriver:
         self._spawning: set[str] = set()
         self._cancelled: set[str] = set()  # spawning, and asked to stop (server deleted)
         self._spawning_lock = threading.Lock()
-        become_subreaper()
+        self._closed = False
+        _Subreaper.acquire()
 
     # -- paths ---------------------------------------------------------------------------
     def _dir(self, instance_id: str) -> Path:
@@ -281,7 +282,11 @@ class ContainerDriver:
         return detect_capacity(self.state_dir)
 
     def close(self) -> None:
-        """Nothing to close: instances keep running without the agent."""
+        """Instances keep running without the agent; the process stops adopting orphans
+        once no driver is left in it (see :class:`_Subreaper`)."""
+        if not self._closed:
+            self._closed = True
+            _Subreaper.release()
 
     # -- records -------------------------------------------------------------------------
     @staticmethod
@@ -299,14 +304,37 @@ class ContainerDriver:
         tmp.replace(d / "record.json")
 
 
-def become_subreaper() -> None:
+class _Subreaper:
     """Adopt orphaned instance inits so we can reap them when they stop.
 
     runc exits after starting an instance, so its init is re-parented to the nearest
-    subreaper: this process while it lives (we reap only instance inits, by PID),
-    PID 1 after the agent exits or restarts. This does not keep instances alive.
+    subreaper: this process while a driver lives in it (we reap only instance inits, by
+    PID), PID 1 after the agent exits or restarts. This does not keep instances alive.
+
+    Counted per process: the flag is put back as it was when the last driver closes. A
+    process that embeds a driver for a while (``rackpool down``, a test run) and reaps
+    nothing else must not stay a subreaper: later orphans of its children (an agent it
+    killed) would be adopted by it and stay zombies.
     """
-    set_subreaper(True)
+
+    _lock = threading.Lock()
+    _count = 0
+    _was = False
+
+    @classmethod
+    def acquire(cls) -> None:
+        with cls._lock:
+            if cls._count == 0:
+                cls._was = is_subreaper()
+                set_subreaper(True)
+            cls._count += 1
+
+    @classmethod
+    def release(cls) -> None:
+        with cls._lock:
+            cls._count -= 1
+            if cls._count == 0 and not cls._was:
+                set_subreaper(False)
 
 
 def is_subreaper() -> bool:
