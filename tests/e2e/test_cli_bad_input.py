@@ -36,6 +36,7 @@ FILE_COMMANDS = {
     "agent": ["agent", "--config", "{f}"],
     "pool-serve": ["pool", "serve", "--config", "{f}"],
     "ops-serve": ["ops", "serve", "--config", "{f}"],
+    "ops-ship": ["ops", "ship", "--config", "{f}"],
     "bugs-check": ["bugs", "check", "{f}", "--url", "http://127.0.0.1:9"],
     "config-validate": ["config", "validate", "{f}"],
 }
@@ -45,6 +46,7 @@ NONSENSE = {
     "unknown-option": ["pool", "serve", "--config", "x", "--bogus"],
     "missing-action": ["cloud"],
     "missing-config": ["cloud", "serve"],
+    "ship-missing-config": ["ops", "ship"],
     "int-not-int": ["node", "request", "default", "--priority", "high"],
     "float-not-float": ["node", "request", "default", "--timeout", "soon"],
     "limit-not-int": ["logs", "search", "x", "--limit", "1e999"],
