@@ -14,12 +14,8 @@ stopped by PID, even on failure.
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,41 +25,17 @@ import httpx
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from logs import make_lines  # noqa: E402
+from tests.support import procs  # noqa: E402
+from tests.support.region import free_port  # noqa: E402
 
-from rackpool.core.clock import wait_for  # noqa: E402
 from rackpool.ops.index.sqlite import SqliteIndex  # noqa: E402
 from rackpool.ops.shipper import CheckpointFile, Shipper  # noqa: E402
 
 TOKEN = "bench-push-token-0123456789abcdef"
 DEADLINE = 1800.0
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _spawn(argv: list[str], out: Path) -> subprocess.Popen[bytes]:
-    with open(out, "ab") as fh:
-        return subprocess.Popen(
-            [sys.executable, "-m", "rackpool.cli", *argv],
-            stdin=subprocess.DEVNULL, stdout=fh, stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )  # fmt: skip
-
-
-def _stop(proc: subprocess.Popen[bytes] | None) -> None:
-    if proc is None or proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(10)
 
 
 def _total(url: str) -> int:
@@ -74,7 +46,7 @@ def _total(url: str) -> int:
 
 def remote(base: Path, logs: Path, lines: int) -> float:
     """Seconds from the shipper's start until the ops API counts ``lines`` lines."""
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     (base / "ops").mkdir()
     ops_yaml = base / "ops" / "ops.yaml"
@@ -94,29 +66,22 @@ def remote(base: Path, logs: Path, lines: int) -> float:
     ops = shipper = None
     try:
         state = base / "ops" / "state"
-        ops = _spawn(["ops", "serve", "--config", str(ops_yaml), "--state-dir", str(state)],
-                     base / "ops.out")  # fmt: skip
-        wait_for(lambda: (state / "ops.json").exists() or ops.poll() is not None, 60,
-                 "ops serve to listen")  # fmt: skip
-        if ops.poll() is not None:
-            raise SystemExit(f"ops serve exited: {(base / 'ops.out').read_text()[-2000:]}")
+        ops = procs.spawn(["ops", "serve", "--config", str(ops_yaml), "--state-dir", str(state)],
+                          base / "ops.out")  # fmt: skip
+        procs.wait_started(ops, (state / "ops.json").exists, 60, "ops serve to listen",
+                           base / "ops.out")  # fmt: skip
         t0 = time.perf_counter()
-        shipper = _spawn(["ops", "ship", "--config", str(ship_yaml)], base / "ship.out")
-
-        def done() -> bool:
-            if shipper is not None and shipper.poll() is not None:
-                raise SystemExit(f"ops ship exited: {(base / 'ship.out').read_text()[-2000:]}")
-            return _total(url) >= lines
-
-        wait_for(done, DEADLINE, f"{lines:,} lines searchable", interval=0.2)
+        shipper = procs.spawn(["ops", "ship", "--config", str(ship_yaml)], base / "ship.out")
+        procs.wait_started(shipper, lambda: _total(url) >= lines, DEADLINE,
+                           f"{lines:,} lines searchable", base / "ship.out")  # fmt: skip
         elapsed = time.perf_counter() - t0
         got = _total(url)
         if got != lines:
             raise SystemExit(f"the index holds {got:,} lines, {lines:,} were shipped")
         return elapsed
     finally:
-        _stop(shipper)
-        _stop(ops)
+        procs.stop(shipper, timeout=30)
+        procs.stop(ops, timeout=30)
 
 
 def local(base: Path, logs: Path) -> tuple[int, float]:

@@ -722,9 +722,10 @@ def _stop_runc_container(root: Path, cid: str, timeout: float) -> None:
         return
     if status == "running":
         _run(["runc", "--root", str(root), "kill", cid, str(SIGRTMIN_3)])
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and _runc_state(root, cid) == "running":
-            time.sleep(0.1)
+        with contextlib.suppress(Timeout):
+            for _ in iterate_timeout(timeout, f"{cid} to power off", 0.1):
+                if _runc_state(root, cid) != "running":
+                    break
     if _runc_state(root, cid) == "running":
         _run(["runc", "--root", str(root), "kill", "--all", cid, "KILL"])
         for _ in iterate_timeout(10, f"{cid} to die"):

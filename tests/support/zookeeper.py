@@ -31,6 +31,8 @@ from pathlib import Path
 
 import pytest
 
+from rackpool.core.clock import Timeout, iterate_timeout
+
 JAVA = shutil.which("java") or "/usr/bin/java"
 JARS = Path("/usr/share/java")
 # zookeeper.jar's manifest names its dependencies (netty, jute, slf4j-api ...);
@@ -293,13 +295,13 @@ class Ensemble:
     def wait_quorum(self, timeout: float = 60, alive: list[ZooKeeper] | None = None) -> None:
         """Until one leader and every other live server following."""
         live = alive if alive is not None else self.servers
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            modes = [s.mode() for s in live]
-            if modes.count("leader") == 1 and modes.count("follower") == len(live) - 1:
-                return
-            time.sleep(0.1)
-        raise TimeoutError(f"no quorum within {timeout}s: {self.modes()}")
+        try:
+            for _ in iterate_timeout(timeout, "a ZooKeeper quorum", 0.1):
+                modes = [s.mode() for s in live]
+                if modes.count("leader") == 1 and modes.count("follower") == len(live) - 1:
+                    return
+        except Timeout:
+            raise TimeoutError(f"no quorum within {timeout}s: {self.modes()}") from None
 
     def stop(self) -> None:
         for s in self.servers:

@@ -24,6 +24,7 @@ from typing import Any
 
 import httpx
 
+from rackpool.core.clock import Timeout, iterate_timeout
 from rackpool.core.errors import Conflict, NotFound, TemporaryError
 from rackpool.pool.client import PoolClient
 from rackpool.pool.drivers.fake import SharedFakeCloud
@@ -162,15 +163,13 @@ class Launchers:
 
     def rows(self, what: str, launcher: int | None = None) -> list[dict[str, Any]]:
         """/node-list.json or /request-list.json from ``launcher`` or any live one."""
-        for attempt in range(100):
-            i = self.live()[attempt % len(self.live())] if launcher is None else launcher
-            try:
-                resp = httpx.get(f"{self.procs[i].url}/{what}.json", timeout=30)
-                if resp.status_code == 200:
-                    return list(resp.json())
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
+        with contextlib.suppress(Timeout):
+            for attempt in iterate_timeout(10, f"a launcher answering /{what}.json", 0.1):
+                i = self.live()[attempt % len(self.live())] if launcher is None else launcher
+                with contextlib.suppress(httpx.TransportError):
+                    resp = httpx.get(f"{self.procs[i].url}/{what}.json", timeout=30)
+                    if resp.status_code == 200:
+                        return list(resp.json())
         raise AssertionError(f"no live launcher answers /{what}.json")
 
     def views(self) -> list[set[tuple[str, str]]]:
