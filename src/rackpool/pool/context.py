@@ -4,6 +4,13 @@ Several launchers may share the store. Every write here is compare-and-set; node
 creation that must respect a provider's limits happens in :meth:`Ctx.launch_nodes`,
 under the provider's store-wide lock and against a fresh count of its nodes, so two
 launchers together never go over max-servers or quota.
+
+Writes the launcher makes for a node it launches or deletes are fenced
+(``patch_node(..., epoch=E)``): applied only while this launcher holds the node's lock
+(the store refuses them otherwise) and while the record's ``launch_epoch`` is still the
+one this launcher took the node with (another launcher taking a node over bumps it), so
+a launcher that stalled and lost the node raises LockLost instead of overwriting the
+new owner's work.
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ from typing import Any
 from rackpool.core.clock import Clock
 from rackpool.core.states import NodeState
 from rackpool.pool.config import PoolConfig
-from rackpool.pool.errors import StaleWrite, UnknownNode
+from rackpool.pool.errors import LockLost, StaleWrite, UnknownNode
 from rackpool.pool.keyscan import Keyscanner
 from rackpool.pool.metrics import PoolMetrics
 from rackpool.pool.model import Node, NodeRequest
@@ -63,12 +70,16 @@ class Ctx:
     # Called when a node is created or changes state: the launcher loop runs again at
     # once instead of after its idle tick (a new launch or delete starts now).
     wake: Callable[[], None] = lambda: None
+    # node id -> the launch_epoch this launcher holds the node's lock with (the nodes it
+    # created, or took over and bumped); cleared when its locks are lost
+    epochs: dict[str, int] = field(default_factory=dict)
 
-    def save_node(self, node: Node) -> Node | None:
-        """Write a node (compare-and-set); None if someone else changed it first."""
+    def save_node(self, node: Node, locked: bool = False) -> Node | None:
+        """Write a node (compare-and-set); None if someone else changed it first.
+        ``locked``: only while this launcher holds the node's lock (else LockLost)."""
         old = self.nodes.get(node.id)
         try:
-            new = self.store.update_node(node)
+            new = self.store.update_node(node, locked=locked)
         except StaleWrite:
             self.refresh_node(node.id)
             return None
@@ -86,15 +97,26 @@ class Ctx:
         return fresh
 
     def patch_node(
-        self, node: Node, expect: Collection[NodeState] = (), **changes: Any
+        self,
+        node: Node,
+        expect: Collection[NodeState] = (),
+        epoch: int | None = None,
+        **changes: Any,
     ) -> Node | None:
         """Apply ``changes`` to the node as stored now, retrying a lost compare-and-set
         while the stored node is still in one of ``expect`` states (default: the state
         ``node`` has). For the launcher doing a node's work: another launcher may have
-        changed the record meanwhile (e.g. allocated a building node to a request)."""
+        changed the record meanwhile (e.g. allocated a building node to a request).
+        ``epoch``: fenced, only over a record still at that ``launch_epoch`` and while
+        the node's lock is held here (else LockLost)."""
         states = tuple(expect) or (node.state,)
         for _ in range(5):
-            saved = self.save_node(node.evolve(**changes))
+            if epoch is not None and node.launch_epoch != epoch:
+                raise LockLost(
+                    f"node {node.id} was taken over (launch epoch {node.launch_epoch}, "
+                    f"this launcher's {epoch})"
+                )
+            saved = self.save_node(node.evolve(**changes), locked=epoch is not None)
             if saved is not None:
                 return saved
             fresh = self.nodes.get(node.id)
@@ -106,15 +128,23 @@ class Ctx:
     def set_state(self, node: Node, state: NodeState, **changes: Any) -> Node | None:
         return self.save_node(node.evolve(state=state, state_time=self.clock.now(), **changes))
 
-    def move(self, node: Node, state: NodeState, **changes: Any) -> Node | None:
+    def move(
+        self, node: Node, state: NodeState, epoch: int | None = None, **changes: Any
+    ) -> Node | None:
         """:meth:`set_state` through :meth:`patch_node` (the launcher owning the node)."""
         return self.patch_node(
-            node, (node.state,), state=state, state_time=self.clock.now(), **changes
+            node, (node.state,), epoch, state=state, state_time=self.clock.now(), **changes
         )
 
-    def drop_node(self, node_id: str) -> None:
-        self.store.delete_node(node_id)
+    def drop_node(self, node_id: str, epoch: int | None = None) -> None:
+        """Delete a node record; ``epoch``: fenced as :meth:`patch_node` (else LockLost)."""
+        if epoch is not None:
+            current = self.nodes.get(node_id)
+            if current is not None and current.launch_epoch != epoch:
+                raise LockLost(f"node {node_id} was taken over by another launcher")
+        self.store.delete_node(node_id, locked=epoch is not None)
         self.nodes.pop(node_id, None)
+        self.epochs.pop(node_id, None)
 
     def new_node(self, provider: ProviderRuntime, label: str, **fields: Any) -> Node:
         """A node record; locked for this launcher (it launches or deletes it)."""
@@ -136,6 +166,7 @@ class Ctx:
         )
         node = self.store.create_node(node, lock=True)
         self.nodes[node.id] = node
+        self.epochs[node.id] = node.launch_epoch
         self.wake()
         return node
 

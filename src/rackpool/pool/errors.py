@@ -14,7 +14,8 @@ RackpoolError (core)
     │   └── UnknownRequest
     ├── Conflict (core)
     │   ├── InvalidTransition  e.g. releasing a node that is not in use
-    │   └── StaleWrite         store compare-and-set lost a race
+    │   ├── StaleWrite         store compare-and-set lost a race
+    │   └── LockLost           this launcher no longer holds the lock it worked under
     └── Unauthorized (core)     bad or missing API token
 """
 
@@ -64,3 +65,10 @@ class InvalidTransition(Conflict):
 
 class StaleWrite(Conflict):
     pass
+
+
+class LockLost(Conflict):
+    """This launcher no longer holds the lock of the record it works on: its session
+    ended (a stall past ``session-timeout``, a partition) or another launcher took the
+    work over (the node's ``launch_epoch`` moved on). Nothing more may be sent or
+    written for it; the new owner resumes from the record."""

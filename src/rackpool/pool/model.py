@@ -50,6 +50,10 @@ class Node:
     # the global request id sent with this node's creates (every attempt): the region's
     # and the host agent's lines about its server carry it (docs/ops.md "Request ids")
     global_request_id: str = ""
+    # fencing token of the launcher working on the node: bumped by every launcher that
+    # takes the node over, checked on every write a launcher makes for its launch or
+    # delete, so a launcher that stalled past its session never overwrites the new one
+    launch_epoch: int = 0
     version: int = 0
 
     def evolve(self, **changes: Any) -> Node:

@@ -12,25 +12,99 @@ store-wide lock, against a fresh count of launches in flight (``max-concurrency`
 the provider's pacing (``rate``), both shared by every launcher; the admission is
 written to the node before the create goes out, so a launcher taking over a launch
 whose create may have been sent looks for the server before making another.
+
+A launcher that stalls (SIGSTOP, a long pause, a partition from ZooKeeper) past its
+session timeout loses its locks while it still believes it holds them, and another
+launcher takes its nodes over. It is fenced three ways, so it never adds a second
+server to a node or overwrites the new owner's record:
+
+- right before a create is sent and again when its answer arrives, the launch's
+  :class:`NodeFence` asks the store whether the node's lock is still ours
+  (:meth:`Store.owns`): a lost lock sends nothing, and a server that was made after the
+  lock was lost is deleted by the stale launcher at once, unless the new owner already
+  took that server over (found it by its node id);
+- every write for a launch or delete is fenced (:meth:`Ctx.patch_node` with ``epoch``):
+  the store applies it only while the lock is held, over a record whose ``launch_epoch``
+  is still the one this launcher took the node with. Taking a node over bumps the epoch
+  before anything else is done for it, so a stale launcher's writes raise LockLost;
+- when the store reports the connection down (ZooKeeper SUSPENDED) no create is sent
+  (the fence cannot verify the lock) and the loop waits; when the session is lost all
+  work in hand is forgotten (:meth:`NodeWork.forget`) and resumed only through the
+  locks that a new session takes.
+
+A launch whose lock was lost is dropped here, never failed: its new owner resumes it.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from rackpool.core.states import NodeState
 from rackpool.pool.context import ADMISSION_WAIT, Ctx, ids
 from rackpool.pool.drivers.interface import Call, Instance, LaunchSpec, StateMachine
-from rackpool.pool.errors import KeyscanError, LaunchError, LaunchTimeout, QuotaError
+from rackpool.pool.errors import (
+    KeyscanError,
+    LaunchError,
+    LaunchTimeout,
+    LockLost,
+    QuotaError,
+    UnknownNode,
+)
 from rackpool.pool.model import META_LABEL, META_NODE, META_POOL, META_PROVIDER, Node
 from rackpool.pool.provider import ProviderRuntime
 
 log = logging.getLogger("rackpool.pool.launcher")
+
+# How long a stale launcher whose create answered waits for the node's new owner to find
+# that server (the owner's record says it is still looking) before deleting it.
+ADOPTION_WAIT = 10.0
+
+
+class NodeFence:
+    """:class:`~rackpool.pool.drivers.interface.Fence` of one launch: the node's lock,
+    verified with the store from the provider's executor around the create call."""
+
+    def __init__(self, ctx: Ctx, node_id: str) -> None:
+        self.ctx = ctx
+        self.node_id = node_id
+
+    def _verdict_wait(self) -> float:
+        """How long to wait for a connection before deciding a lock is lost: past the
+        session timeout the server has expired a session it did not hear from."""
+        zk = self.ctx.config.zookeeper
+        return 1.5 * zk.session_timeout if zk is not None else 0.0
+
+    def check(self) -> None:
+        if not self.ctx.store.owns("node", self.node_id):
+            raise LockLost(f"node {self.node_id}: lock not verified, create not sent")
+
+    def settle(self, external_id: str) -> Literal["ours", "adopted", "orphan"]:
+        store = self.ctx.store
+        if store.owns("node", self.node_id, wait=self._verdict_wait()):
+            return "ours"
+        deadline = time.monotonic() + ADOPTION_WAIT
+        while True:
+            try:
+                node = store.get_node(self.node_id)
+            except UnknownNode:
+                return "orphan"
+            except Exception:  # noqa: BLE001 - store unreachable: cannot be adopted now
+                log.warning("node %s: store unreachable deciding a stale create", self.node_id)
+                return "orphan"
+            machine = (node.launch_state or {}).get("machine") or {}
+            if external_id in (node.external_id, machine.get("external_id")):
+                return "adopted"
+            if node.state != NodeState.BUILDING or time.monotonic() > deadline:
+                return "orphan"
+            if machine.get("state") not in (StateMachine.SUBMITTING, "finding"):
+                return "orphan"  # the new owner looked and made or makes its own
+            time.sleep(0.05)  # the new owner is looking for it by node id
 
 
 @dataclass
@@ -82,30 +156,79 @@ class NodeWork:
         """Drop all work in hand (this launcher's locks were lost)."""
         self.launches.clear()
         self.deletes.clear()
+        self.ctx.epochs.clear()
+
+    def lost(self, node_id: str, why: LockLost) -> None:
+        """Another launcher owns the node now (our lock went with a stall): drop its work
+        without a write; the new owner resumes it from the record."""
+        self.launches.pop(node_id, None)
+        self.deletes.pop(node_id, None)
+        self.ctx.epochs.pop(node_id, None)
+        node = self.ctx.nodes.get(node_id)
+        log.warning(
+            "node %s is no longer this launcher's: %s",
+            node_id,
+            why,
+            extra=ids(node, event="node_lost") if node else {"node_id": node_id},
+        )
+
+    def epoch(self, node_id: str) -> int:
+        """The launch epoch this launcher holds the node with (LockLost if none)."""
+        epoch = self.ctx.epochs.get(node_id)
+        if epoch is None or not self.ctx.store.held("node", node_id):
+            raise LockLost(f"node {node_id}: this launcher does not hold it")
+        return epoch
+
+    def _patch(self, node: Node, expect: Iterable[NodeState] = (), **changes: Any) -> Node | None:
+        """A fenced :meth:`Ctx.patch_node` for the node this launcher works on."""
+        return self.ctx.patch_node(node, tuple(expect), self.epoch(node.id), **changes)
+
+    def _move(self, node: Node, state: NodeState, **changes: Any) -> Node | None:
+        return self.ctx.move(node, state, self.epoch(node.id), **changes)
+
+    def _drop(self, node: Node) -> None:
+        self.ctx.drop_node(node.id, self.epoch(node.id))
+        self.release(node.id)
 
     def claim(self, node: Node) -> Node | None:
         """The node, locked for this launcher, as stored now; None if another launcher
-        works on it. A node nobody holds (its launcher died or stopped) is taken over."""
+        works on it. A node nobody holds (its launcher died, stalled or stopped) is taken
+        over: its ``launch_epoch`` is bumped first, which fences the previous holder."""
         store = self.ctx.store
-        if store.held("node", node.id):
+        if store.held("node", node.id) and node.id in self.ctx.epochs:
             return node
         if store.locked_elsewhere("node", node.id) or not store.lock("node", node.id):
             return None
         fresh = self.ctx.refresh_node(node.id)
-        if fresh is None or fresh.state != node.state:
+        for _ in range(5):
+            if fresh is None or fresh.state != node.state:
+                store.unlock("node", node.id)
+                return None
+            try:
+                bumped = self.ctx.save_node(
+                    fresh.evolve(launch_epoch=fresh.launch_epoch + 1), locked=True
+                )
+            except LockLost:
+                return None
+            if bumped is not None:
+                break
+            fresh = self.ctx.nodes.get(node.id)  # raced (an allocation): read again
+        else:
             store.unlock("node", node.id)
             return None
-        if fresh.state == NodeState.BUILDING:  # a building node is unlocked only then
+        self.ctx.epochs[node.id] = bumped.launch_epoch
+        if bumped.state == NodeState.BUILDING:  # a building node is unlocked only then
             log.info(
                 "taking over building node %s (its launcher is gone)",
-                fresh.id,
-                extra=ids(fresh, event="node_taken_over"),
+                bumped.id,
+                extra=ids(bumped, event="node_taken_over", launch_epoch=bumped.launch_epoch),
             )
-        return fresh
+        return bumped
 
     def release(self, node_id: str) -> None:
         self.launches.pop(node_id, None)
         self.deletes.pop(node_id, None)
+        self.ctx.epochs.pop(node_id, None)
         self.ctx.store.unlock("node", node_id)
 
     def _prune(self, tasks: dict[str, Any], state: NodeState) -> None:
@@ -122,7 +245,8 @@ class NodeWork:
             META_PROVIDER: prov.name,
             META_LABEL: node.label,
         }
-        return LaunchSpec(node.id, node.label, node.hostname, meta, request_id)
+        fence = NodeFence(self.ctx, node.id)
+        return LaunchSpec(node.id, node.label, node.hostname, meta, request_id, fence)
 
     def _task(self, node: Node, prov: ProviderRuntime) -> LaunchTask:
         task = self.launches.get(node.id)
@@ -158,7 +282,7 @@ class NodeWork:
                 task = self._task(claimed, runtime)
             except Exception as exc:  # noqa: BLE001 - a driver bug fails the launch, not us
                 log.exception("launch setup crashed", extra=ids(claimed))
-                self._failed(claimed, runtime, None, LaunchError(f"internal error: {exc!r}"))
+                self._fail_safely(claimed, runtime, None, LaunchError(f"internal error: {exc!r}"))
                 continue
             mine.append((claimed, runtime, task))
         self._admit(mine)
@@ -168,11 +292,21 @@ class NodeWork:
                 continue
             try:
                 self._step(node, prov, task)
+            except LockLost as exc:
+                self.lost(node.id, exc)
             except LaunchError as exc:
-                self._failed(node, prov, task, exc)
+                self._fail_safely(node, prov, task, exc)
             except Exception as exc:  # noqa: BLE001 - a driver bug fails the launch, not us
                 log.exception("launch step crashed", extra=ids(node))
-                self._failed(node, prov, task, LaunchError(f"internal error: {exc!r}"))
+                self._fail_safely(node, prov, task, LaunchError(f"internal error: {exc!r}"))
+
+    def _fail_safely(
+        self, node: Node, prov: ProviderRuntime, task: LaunchTask | None, exc: LaunchError
+    ) -> None:
+        try:
+            self._failed(node, prov, task, exc)
+        except LockLost as lost:
+            self.lost(node.id, lost)
 
     @staticmethod
     def in_flight(provider: str, nodes: Iterable[Node]) -> int:
@@ -223,7 +357,13 @@ class NodeWork:
                     if current is None or current.state != NodeState.BUILDING:
                         task.submitted = None
                         continue
-                    if self.ctx.patch_node(current, (NodeState.BUILDING,), launch_state=intent):
+                    try:
+                        admitted = self._patch(current, (NodeState.BUILDING,), launch_state=intent)
+                    except LockLost as exc:
+                        task.submitted = None
+                        self.lost(node.id, exc)
+                        continue
+                    if admitted:
                         task.saved = intent
                         free -= 1
                         if cfg.rate > 0:
@@ -251,7 +391,7 @@ class NodeWork:
             return
         state = task.state()
         if state != task.saved:
-            saved = self.ctx.patch_node(
+            saved = self._patch(
                 node,
                 (NodeState.BUILDING,),
                 launch_state=state,
@@ -281,7 +421,7 @@ class NodeWork:
             return
         task.phase = "keyscan"
         task.saved = task.state()
-        saved = self.ctx.patch_node(node, (NodeState.BUILDING,), launch_state=task.saved, **facts)
+        saved = self._patch(node, (NodeState.BUILDING,), launch_state=task.saved, **facts)
         if saved is not None:
             self._poll_keyscan(saved, prov, task)
 
@@ -321,7 +461,7 @@ class NodeWork:
         facts: dict[str, Any],
     ) -> None:
         now = self.ctx.clock.now()
-        saved = self.ctx.patch_node(
+        saved = self._patch(
             node,
             (NodeState.BUILDING,),
             state=NodeState.READY,
@@ -391,7 +531,7 @@ class NodeWork:
                     external_id=ext,
                     comment=f"failed launch attempt of node {node.id}",
                 )
-            self.ctx.patch_node(
+            self._patch(
                 node,
                 (NodeState.BUILDING,),
                 launch_attempts=attempts,
@@ -404,14 +544,13 @@ class NodeWork:
 
     def _discard(self, node: Node, ext: str | None, state: NodeState) -> None:
         """A node that will not become ready: record why, then delete what exists."""
-        saved = self.ctx.move(node, state, external_id=ext, allocated_to=None, launch_state=None)
+        saved = self._move(node, state, external_id=ext, allocated_to=None, launch_state=None)
         if saved is None:
             return
         if ext:
-            self.ctx.move(saved, NodeState.DELETING)  # still ours: we delete it
+            self._move(saved, NodeState.DELETING)  # still ours: we delete it
         else:
-            self.ctx.drop_node(node.id)
-            self.release(node.id)
+            self._drop(saved)
 
     def abandon(self, node: Node) -> None:
         """Stop launching ``node`` (its provider went out of service); delete it later."""
@@ -419,9 +558,12 @@ class NodeWork:
             return  # another launcher's launch: its own view of the provider decides
         self.launches.pop(node.id, None)
         ext = node.external_id or (node.launch_state or {}).get("machine", {}).get("external_id")
-        self.ctx.move(
-            node, NodeState.DELETING, external_id=ext, allocated_to=None, launch_state=None
-        )
+        try:
+            self._move(
+                node, NodeState.DELETING, external_id=ext, allocated_to=None, launch_state=None
+            )
+        except LockLost as exc:
+            self.lost(node.id, exc)
 
     # -- deletes ---------------------------------------------------------------------
     def advance_deletes(self) -> None:
@@ -436,8 +578,10 @@ class NodeWork:
             node = claimed
             if not node.external_id:
                 # Never got an id: leak cleanup finds anything a late create made.
-                self.ctx.drop_node(node.id)
-                self.release(node.id)
+                try:
+                    self._drop(node)
+                except LockLost as exc:
+                    self.lost(node.id, exc)
                 continue
             if not prov.health.in_service:
                 continue
@@ -457,8 +601,11 @@ class NodeWork:
                 self._delete_failed(node, prov, task, LaunchError(repr(exc)))
                 continue
             if task.machine.complete:
-                self.ctx.drop_node(node.id)
-                self.release(node.id)
+                try:
+                    self._drop(node)
+                except LockLost as exc:
+                    self.lost(node.id, exc)
+                    continue
                 log.info("node %s deleted", node.id, extra=ids(node, event="node_deleted"))
 
     def _delete_failed(

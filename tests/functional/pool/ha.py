@@ -74,6 +74,7 @@ class Launchers:
         min_ready: int = 1,
         boot_delay: float = 0.05,
         providers: dict[str, Any] | None = None,
+        provider_options: dict[str, Any] | None = None,
     ) -> None:
         self.tmp = tmp
         self.providers = providers or PROVIDERS
@@ -82,6 +83,7 @@ class Launchers:
             fake_provider(
                 name, self.cloud_files[name], spec[0], spec[1],
                 **{"boot-delay": spec[2] if len(spec) > 2 else boot_delay},
+                **(provider_options or {}),
             )
             for name, spec in self.providers.items()
         ]  # fmt: skip

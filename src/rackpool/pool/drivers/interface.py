@@ -13,7 +13,7 @@ import abc
 from collections.abc import Callable, Collection, Mapping
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
 from rackpool.core.clock import Clock
 from rackpool.pool.drivers.common_config import ProviderBase
@@ -41,6 +41,22 @@ class Instance:
     connection_port: int = 0  # 0: the label's port
 
 
+class Fence(Protocol):
+    """The framework's check that this launcher still owns the node it launches (its
+    lock, verified with the store): several launchers share a pool, and one that stalled
+    past its session timeout has lost the node to another while it was stopped."""
+
+    def check(self) -> None:
+        """Right before a create request goes out (blocking; in the executor). Raises
+        :class:`~rackpool.pool.errors.LockLost`: the node is not ours, send nothing."""
+
+    def settle(self, external_id: str) -> Literal["ours", "adopted", "orphan"]:
+        """When a create answered (blocking; in the executor): ``ours`` (record it),
+        ``adopted`` (the lock was lost but the node's new owner took this server over:
+        leave it) or ``orphan`` (the lock was lost and no node holds the server: the
+        caller deletes it now, it must not live beside the new owner's)."""
+
+
 @dataclass(frozen=True)
 class LaunchSpec:
     node_id: str
@@ -50,6 +66,8 @@ class LaunchSpec:
     # ``req-<uuid>``: the global request id a driver sends with the create (OpenStack's
     # ``X-Openstack-Request-Id``), so the cloud's logs about the server carry it too
     request_id: str | None = None
+    # checked by the create machine (and a driver, right at its wire) around the create
+    fence: Fence | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -163,6 +181,7 @@ class Adapter(abc.ABC):
 __all__ = [
     "Adapter",
     "Call",
+    "Fence",
     "Instance",
     "LabelInfo",
     "LaunchError",

@@ -4,16 +4,25 @@ A driver supplies blocking ``create``/``get``/``find``/``delete`` functions; the
 run them in the provider's executor and advance without blocking. Their state is a
 small dict, so a restarted launcher resumes them: a create interrupted after
 submission finds its server by the node id in the metadata instead of making another.
+
+Around the create call (in the executor) the machine asks the launch's fence
+(:class:`~rackpool.pool.drivers.interface.Fence`): right before sending, whether the
+node is still this launcher's (else nothing is sent), and when the answer arrives; a
+server made after the node's lock was lost is deleted here at once unless the node's
+new owner already took it over, and the machine raises LockLost instead of recording it.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from rackpool.core.clock import Clock
 from rackpool.pool.drivers.interface import Adapter, Call, Instance, LaunchSpec, StateMachine
-from rackpool.pool.errors import LaunchError, LaunchTimeout, QuotaError
+from rackpool.pool.errors import LaunchError, LaunchTimeout, LockLost, QuotaError
+
+log = logging.getLogger("rackpool.pool.launcher")
 
 
 class ServerCreate(StateMachine):
@@ -29,12 +38,13 @@ class ServerCreate(StateMachine):
         get: Callable[[str], Instance | None],
         find: Callable[[str], Instance | None],
         poll_interval: float,
+        delete: Callable[[str], None] | None = None,
     ) -> None:
         super().__init__(saved)
         self.adapter = adapter
         self.clock: Clock = adapter.clock
         self.spec = spec
-        self._create, self._get, self._find = create, get, find
+        self._create, self._get, self._find, self._delete = create, get, find, delete
         self.poll_interval = poll_interval
         self.started: float = (saved or {}).get("started", self.clock.now())
         self._call: Call | None = None
@@ -60,7 +70,7 @@ class ServerCreate(StateMachine):
             # boot-timeout counts from the create call, not from when the node was
             # planned: a launch waiting for its turn (provider rate) is not booting.
             self.started = self.clock.now()
-            self._call = self.adapter.call(self._create, self.spec, what="create server")
+            self._call = self.adapter.call(self._fenced_create, self.spec, what="create server")
             self.state = self.SUBMITTING
             return
         if self.clock.now() - self.started > self.adapter.provider.boot_timeout:
@@ -87,6 +97,40 @@ class ServerCreate(StateMachine):
                 self.state = self.COMPLETE if inst.status == "active" else self.BUILDING
         elif self.state == self.BUILDING:
             self._poll()
+
+    def _fenced_create(self, spec: LaunchSpec) -> Instance:
+        """The create, between the fence's two checks (runs in the executor)."""
+        fence = spec.fence
+        if fence is not None:
+            fence.check()
+        inst = self._create(spec)
+        if fence is None:
+            return inst
+        verdict = fence.settle(inst.external_id)
+        if verdict == "ours":
+            return inst
+        extra = {"node_id": spec.node_id, "instance_id": inst.external_id}
+        if verdict == "adopted":
+            log.warning(
+                "server %s for node %s answered after this launcher lost the node; its new "
+                "owner took the server over",
+                inst.external_id,
+                spec.node_id,
+                extra={**extra, "event": "stale_create_adopted"},
+            )
+        else:
+            log.warning(
+                "server %s for node %s was made after this launcher lost the node: deleting it",
+                inst.external_id,
+                spec.node_id,
+                extra={**extra, "event": "stale_create_deleted"},
+            )
+            if self._delete is not None:
+                try:
+                    self._delete(inst.external_id)
+                except Exception:  # noqa: BLE001 - tagged: leak cleanup deletes it later
+                    log.exception("deleting stale server %s failed", inst.external_id)
+        raise LockLost(f"node {spec.node_id} is no longer this launcher's")
 
     def _poll(self) -> None:
         now = self.clock.monotonic()

@@ -20,6 +20,13 @@ default for one launcher process. What several launchers need:
   lost update); ``get_*`` and ``list_nodes(fresh=True)`` read the store itself.
 - **Session**: :attr:`Store.session` changes whenever this process lost its locks
   (ZooKeeper session expiry); the launcher then drops the work it held.
+- **Fencing**: a launcher that stalls (SIGSTOP, a long pause, a partition) past its
+  session timeout loses its locks while it still believes it holds them. So the work a
+  lock guards asks the store, not its memory: :meth:`Store.owns` verifies the lock with
+  the store right before a create is sent and when its answer arrives, and writes made
+  for locked work (``update_node(..., locked=True)``, ``delete_node(..., locked=True)``)
+  are applied only while the lock is held (ZooKeeper: in the session that took the lock,
+  never retried into a later one), else :class:`~rackpool.pool.errors.LockLost`.
 """
 
 from __future__ import annotations
@@ -43,12 +50,14 @@ class Store(Protocol):
         """Store a new node; returns it with ``version`` 1. ``lock``: also take its lock,
         atomically (nobody else can grab a node this launcher is about to launch)."""
 
-    def update_node(self, node: Node) -> Node:
-        """Replace a node if its stored version equals ``node.version`` (else StaleWrite)."""
+    def update_node(self, node: Node, locked: bool = False) -> Node:
+        """Replace a node if its stored version equals ``node.version`` (else StaleWrite).
+        ``locked``: only while this launcher holds the node's lock (else LockLost)."""
 
-    def delete_node(self, node_id: str, version: int | None = None) -> None:
+    def delete_node(self, node_id: str, version: int | None = None, locked: bool = False) -> None:
         """Remove a node (and its lock if held here); with ``version``, only that version
-        (else StaleWrite). Deleting a missing node is not an error."""
+        (else StaleWrite). Deleting a missing node is not an error. ``locked``: only while
+        this launcher holds the node's lock (else LockLost)."""
 
     def get_node(self, node_id: str) -> Node:
         """Raises UnknownNode."""
@@ -95,6 +104,11 @@ class Store(Protocol):
 
     def held(self, kind: LockKind, key: str) -> bool:
         """Does this launcher hold the lock?"""
+
+    def owns(self, kind: LockKind, key: str, wait: float = 0.0) -> bool:
+        """Does this launcher hold the lock, verified with the store now (not from
+        memory)? False when it cannot be verified within ``wait`` seconds (no connection,
+        session ended); a lock found to be gone is forgotten (``held`` is False after)."""
 
     def locked_elsewhere(self, kind: LockKind, key: str) -> bool:
         """Does another launcher hold it, as far as this one last heard (may lag)?"""

@@ -4,7 +4,8 @@ Records are JSON documents keyed by id with a version column, the same shape a
 ZooKeeper znode has; the only SQL in the pool lives in this module.
 
 One launcher process per SQLite file: locks live in this process (every lock is free
-for it), and :meth:`SqliteStore.register_launcher` takes a lock on ``FILE.launcher``
+for it; the file lock below is its "session", held for the process's life, so a lock
+held here is owned until this process unlocks it or exits), and :meth:`SqliteStore.register_launcher` takes a lock on ``FILE.launcher``
 so a second ``rackpool pool serve`` on the same file refuses to start instead of
 launching beside the first (several launchers share a ZooKeeper store).
 """
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from rackpool.core.errors import ConfigError
-from rackpool.pool.errors import StaleWrite, UnknownNode, UnknownRequest
+from rackpool.pool.errors import LockLost, StaleWrite, UnknownNode, UnknownRequest
 from rackpool.pool.model import Node, NodeRequest
 from rackpool.pool.store.base import LockKind
 
@@ -47,6 +48,7 @@ class SqliteStore:
         self._launchers: dict[str, dict[str, Any]] = {}
         self._launcher_fd: int | None = None
         self._decoded: dict[str, dict[str, tuple[int, Any]]] = {}  # table -> id -> decoded
+        self._closed = False
         with self._lock:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
@@ -54,6 +56,7 @@ class SqliteStore:
 
     def close(self) -> None:
         with self._lock:
+            self._closed = True
             self._db.close()
             if self._launcher_fd is not None:
                 os.close(self._launcher_fd)
@@ -144,10 +147,16 @@ class SqliteStore:
             self._held.add(("node", node.id))
         return node.evolve(version=1)
 
-    def update_node(self, node: Node) -> Node:
+    def _fenced(self, kind: LockKind, key: str, locked: bool) -> None:
+        if locked and not self.owns(kind, key):
+            raise LockLost(f"{kind} {key}: this launcher does not hold its lock")
+
+    def update_node(self, node: Node, locked: bool = False) -> Node:
+        self._fenced("node", node.id, locked)
         return node.evolve(version=self._update("nodes", node.id, node.to_dict()))
 
-    def delete_node(self, node_id: str, version: int | None = None) -> None:
+    def delete_node(self, node_id: str, version: int | None = None, locked: bool = False) -> None:
+        self._fenced("node", node_id, locked)
         self._delete("nodes", node_id, version)
         self._held.discard(("node", node_id))
 
@@ -238,6 +247,10 @@ class SqliteStore:
 
     def held(self, kind: LockKind, key: str) -> bool:
         return (kind, key) in self._held
+
+    def owns(self, kind: LockKind, key: str, wait: float = 0.0) -> bool:
+        """One process per file: a lock held here is ours while the store is open."""
+        return (kind, key) in self._held and not self._closed
 
     def locked_elsewhere(self, kind: LockKind, key: str) -> bool:
         return False

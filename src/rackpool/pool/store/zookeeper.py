@@ -32,6 +32,15 @@ out: each call is retried until ``op-timeout`` while kazoo reconnects the sessio
 another server. A write whose answer was lost on the way is checked on retry (a create
 that finds its znode holding our data, a set that finds our version) instead of being
 reported as a conflict.
+
+Fencing (a launcher that stalled past its session timeout and resumed): the locks of an
+expired session are gone at once, but the stalled process learns it only when it talks
+to ZooKeeper again. So work under a lock does not trust memory: :meth:`owns` asks
+ZooKeeper whether the lock znode is still this session's (an answer that took longer
+than half the session timeout proves nothing and counts as lost), and writes made for
+locked work are bound to the session the lock was taken in: sent in that session or
+not at all (a session the server expired refuses them; a retry never carries them into
+the next session), so they land only while the lock exists.
 """
 
 from __future__ import annotations
@@ -60,7 +69,7 @@ from kazoo.handlers.threading import KazooTimeoutError
 from kazoo.protocol.states import EventType, KazooState, WatchedEvent
 
 from rackpool.core.errors import TemporaryError
-from rackpool.pool.errors import StaleWrite, UnknownNode, UnknownRequest
+from rackpool.pool.errors import LockLost, StaleWrite, UnknownNode, UnknownRequest
 from rackpool.pool.model import Node, NodeRequest
 from rackpool.pool.store.base import LockKind
 
@@ -240,6 +249,7 @@ class ZooKeeperStore:
         self.hosts = hosts
         self.chroot = "/" + chroot.strip("/") if chroot.strip("/") else ""
         self.op_timeout = op_timeout
+        self.session_timeout = session_timeout
         self.closed = False
         self.launcher_id = ""
         self._info: dict[str, Any] = {}
@@ -414,13 +424,18 @@ class ZooKeeperStore:
             self._connected.wait(min(remaining, 0.5))
             time.sleep(0.02)
 
-    def _commit(self, ops: Callable[[Any], None]) -> tuple[list[Any], bool]:
-        """A multi-op transaction with the same retry as :meth:`_call`."""
+    def _commit(
+        self, ops: Callable[[Any], None], session: int | None = None
+    ) -> tuple[list[Any], bool]:
+        """A multi-op transaction with the same retry as :meth:`_call` (``session``: only
+        within that session)."""
         deadline = time.monotonic() + self.op_timeout
         retried = False
         while True:
             if self.closed:
                 raise StoreUnavailable("the ZooKeeper store is closed")
+            if session is not None and session != self._session:
+                raise _SessionEnded()
             t = self.client.transaction()
             ops(t)
             try:
@@ -473,13 +488,15 @@ class ZooKeeperStore:
         # watch it from now on (the children watch will not fetch what we already hold)
         self.client.exists_async(path, watch=mirror._data_changed)
 
-    def _update(self, mirror: _Mirror, rid: str, data: dict[str, Any]) -> int:
+    def _update(
+        self, mirror: _Mirror, rid: str, data: dict[str, Any], session: int | None = None
+    ) -> int:
         old = int(data["version"])
         data["version"] = old + 1
         raw = _encode(data)
         path = f"{mirror.path}/{rid}"
         try:
-            stat, _ = self._call("set", path, raw, version=old - 1)
+            stat, _ = self._call("set", path, raw, version=old - 1, session=session)
         except BadVersionError:
             found, stat = self._get_raw(path)
             if found != raw or stat is None or stat.version != old:
@@ -499,20 +516,31 @@ class ZooKeeperStore:
         return raw, stat
 
     def _delete(
-        self, mirror: _Mirror, rid: str, version: int | None, lock: tuple[str, int | None]
+        self,
+        mirror: _Mirror,
+        rid: str,
+        version: int | None,
+        lock: tuple[str, int | None],
+        locked: bool = False,
     ) -> None:
         """Delete a record, and in the same transaction its lock if held (in the current
-        session: a lock from an ended session is gone, maybe someone else's now)."""
+        session: a lock from an ended session is gone, maybe someone else's now).
+        ``locked``: only with the lock, in the session that took it (else LockLost)."""
         path = f"{mirror.path}/{rid}"
         zversion = -1 if version is None else version - 1
         lock_path = lock[0] if lock[1] is not None and lock[1] == self._session else None
+        if locked and lock_path is None:
+            raise LockLost(f"{mirror.path[1:]} record {rid}: its lock is not held here")
 
         def ops(t: Any) -> None:
             t.delete(path, version=zversion)
             if lock_path:
                 t.delete(lock_path)
 
-        results, retried = self._commit(ops)
+        try:
+            results, retried = self._commit(ops, session=lock[1] if locked else None)
+        except _SessionEnded:
+            raise LockLost(f"{mirror.path[1:]} record {rid}: the lock's session ended") from None
         if not any(isinstance(r, Exception) for r in results):
             mirror.remove(rid)
             return
@@ -524,6 +552,8 @@ class ZooKeeperStore:
         if isinstance(results[0], BadVersionError):
             raise StaleWrite(f"{mirror.path[1:]} record {rid} changed since version {version}")
         if lock_path and isinstance(results[0], RolledBackError):  # our lock vanished meanwhile
+            if locked:
+                raise LockLost(f"{mirror.path[1:]} record {rid}: its lock vanished")
             self._delete(mirror, rid, version, (lock[0], None))
             return
         raise next(
@@ -552,12 +582,25 @@ class ZooKeeperStore:
             self._held[("node", node.id)] = self._session
         return node.evolve(version=1)
 
-    def update_node(self, node: Node) -> Node:
-        return node.evolve(version=self._update(self._nodes, node.id, node.to_dict()))
+    def update_node(self, node: Node, locked: bool = False) -> Node:
+        session = None
+        if locked:
+            session = self._held.get(("node", node.id))
+            if session is None or session != self._session:
+                raise LockLost(f"node {node.id}: this launcher does not hold its lock")
+        try:
+            version = self._update(self._nodes, node.id, node.to_dict(), session=session)
+        except _SessionEnded:
+            raise LockLost(f"node {node.id}: the session holding its lock ended") from None
+        return node.evolve(version=version)
 
-    def delete_node(self, node_id: str, version: int | None = None) -> None:
+    def delete_node(self, node_id: str, version: int | None = None, locked: bool = False) -> None:
         lock = self._held.get(("node", node_id))
-        self._delete(self._nodes, node_id, version, ("/nodes-lock/" + node_id, lock))
+        try:
+            self._delete(self._nodes, node_id, version, ("/nodes-lock/" + node_id, lock), locked)
+        except LockLost:
+            self._held.pop(("node", node_id), None)
+            raise
         self._held.pop(("node", node_id), None)
 
     def get_node(self, node_id: str) -> Node:
@@ -707,6 +750,44 @@ class ZooKeeperStore:
 
     def held(self, kind: LockKind, key: str) -> bool:
         return (kind, key) in self._held
+
+    def owns(self, kind: LockKind, key: str, wait: float = 0.0) -> bool:
+        """Ask ZooKeeper whether the lock znode is this session's. The answer counts only
+        if it came within half the session timeout of asking: a launcher that stalled
+        meanwhile cannot tell whether the server expired its session (and gave the lock
+        to another launcher) in between. While disconnected, wait up to ``wait`` seconds
+        for a connection (a reconnect in the same session keeps the lock)."""
+        deadline = time.monotonic() + wait
+        path = self._lock_path(kind, key)
+        lease = self.session_timeout / 2
+        negotiated = getattr(self.client, "_session_timeout", None)  # ms, the server's
+        if isinstance(negotiated, int | float) and negotiated > 0:
+            lease = min(lease, negotiated / 2000)
+        while True:
+            session = self._held.get((kind, key))
+            if self.closed or session is None or session != self._session:
+                return False
+            if self._connected.is_set():
+                asked = time.monotonic()
+                try:
+                    stat = self.client.exists_async(path).get(timeout=max(0.05, lease))
+                except (KazooException, KazooTimeoutError):
+                    stat = False  # no answer: not verified (yet)
+                if stat is not False:
+                    me = self.client.client_id
+                    ours = stat is not None and me is not None and stat.ephemeralOwner == me[0]
+                    if not ours:
+                        if self._held.get((kind, key)) == session:
+                            self._held.pop((kind, key), None)  # gone: never ours again
+                        log.warning("lock %s is no longer this launcher's", path)
+                        return False
+                    if session == self._session and time.monotonic() - asked < lease:
+                        return True
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            self._connected.wait(min(remaining, 0.1))
+            time.sleep(0.01)
 
     def locked_elsewhere(self, kind: LockKind, key: str) -> bool:
         return key in self._lock_names[kind].names and (kind, key) not in self._held

@@ -163,6 +163,11 @@ class FakeAdapter(Adapter):
 
     def _create(self, spec: LaunchSpec) -> Instance:
         need = self.label_resources(spec.label)
+        if self.provider.create_delay > 0:
+            # a slow API: the request is on its way (auth, lookups) before the cloud acts
+            time.sleep(self.provider.create_delay)
+            if spec.fence is not None:
+                spec.fence.check()  # right at the wire, as a real driver does
         return self._instance(self.cloud.create(spec.hostname, spec.metadata, need))
 
     def _get(self, sid: str) -> Instance | None:
@@ -177,7 +182,9 @@ class FakeAdapter(Adapter):
 
     def create_machine(self, spec: LaunchSpec, saved: Mapping[str, Any] | None) -> StateMachine:
         poll = min(0.05, max(self.provider.boot_delay / 4, 0.005))
-        return ServerCreate(self, spec, saved, self._create, self._get, self._find, poll)
+        return ServerCreate(
+            self, spec, saved, self._create, self._get, self._find, poll, self.cloud.delete
+        )
 
     def delete_machine(self, external_id: str, saved: Mapping[str, Any] | None) -> StateMachine:
         return ServerDelete(self, external_id, saved, self.cloud.delete, self._get, 0.02)

@@ -31,6 +31,9 @@ class FakeProvider(ProviderBase):
     region_name: str = "fake"
     host_key_checking: bool = False
     boot_delay: float = Field(0.0, ge=0, description="seconds a server stays BUILD")
+    create_delay: float = Field(
+        0.0, ge=0, le=60, description="seconds a create call takes before the server exists"
+    )
     quota: FakeQuota = FakeQuota()
     cloud_file: str | None = Field(
         None, description="SQLite file holding the fake cloud, shared by several launchers"

@@ -215,6 +215,8 @@ class OpenStackAdapter(Adapter):
             kwargs["global_request_id"] = spec.request_id
         # as conn.compute.create_server does, with the request id headers
         server = _server_with_request_ids().new(connection=self.conn, **kwargs)
+        if spec.fence is not None:  # image and flavor looked up: right before the POST
+            spec.fence.check()
         server = server.create(self.conn.compute)
         cloud_id = server.compute_request_id or server.global_request_id
         log.info(
@@ -275,8 +277,9 @@ class OpenStackAdapter(Adapter):
     # -- framework interface -----------------------------------------------------------
     def create_machine(self, spec: LaunchSpec, saved: Mapping[str, Any] | None) -> StateMachine:
         return ServerCreate(
-            self, spec, saved, self._create, self._get, self._find, self.provider.poll_interval
-        )
+            self, spec, saved, self._create, self._get, self._find, self.provider.poll_interval,
+            self._delete,
+        )  # fmt: skip
 
     def delete_machine(self, external_id: str, saved: Mapping[str, Any] | None) -> StateMachine:
         return ServerDelete(
