@@ -33,8 +33,10 @@ from tests.support.region import free_port  # noqa: E402
 
 from rackpool.ops.index.sqlite import SqliteIndex  # noqa: E402
 from rackpool.ops.shipper import CheckpointFile, Shipper  # noqa: E402
+from rackpool.ops.tokens import mint  # noqa: E402
 
 TOKEN = "bench-push-token-0123456789abcdef"
+SECRET = "bench-ingest-secret-0123456789abcdef"
 DEADLINE = 1800.0
 
 
@@ -52,12 +54,13 @@ def remote(base: Path, logs: Path, lines: int) -> float:
     ops_yaml = base / "ops" / "ops.yaml"
     ops_yaml.write_text(yaml.safe_dump({
         "index": {"path": str(base / "ops" / "index")},
-        "api": {"listen": "127.0.0.1", "port": port, "push_token": TOKEN},
+        "api": {"listen": "127.0.0.1", "port": port, "push_token": TOKEN,
+                "ingest_secret": SECRET},
         "log": {"json": True, "path": str(base / "ops" / "ops.log")},
     }))  # fmt: skip
     ship_yaml = base / "shipper.yaml"
     ship_yaml.write_text(yaml.safe_dump({
-        "ops": {"url": url, "push_token": TOKEN},
+        "ops": {"url": url, "token": mint(SECRET, "bench-host")},
         "host": "bench-host",
         "shipper": {"files": [f"{logs}/*.log"]},
         "state_dir": str(base / "ship-state"),

@@ -1,4 +1,4 @@
-"""``rackpool ops serve|ship``, ``rackpool logs search|tail``, ``rackpool bugs list|check|uncategorized``."""
+"""``rackpool ops serve|ship|ship-token``, ``rackpool logs search|tail``, ``rackpool bugs list|check|uncategorized``."""
 
 from __future__ import annotations
 
@@ -44,6 +44,21 @@ def _ship(args: argparse.Namespace) -> int:
     from rackpool.ops.ship import run
 
     return run(load_model(args.config, ShipConfig))
+
+
+def _ship_token(args: argparse.Namespace) -> int:
+    """Print HOST's ingest token (for its shipper.yaml's ``ops.token``); logs nothing."""
+    from rackpool.core.errors import ConfigError
+    from rackpool.ops.service import ingest_secret
+    from rackpool.ops.tokens import check_host, mint
+
+    config = load_model(args.config, OpsConfig)
+    try:
+        host = check_host(args.host)
+    except ValueError as exc:
+        raise ConfigError(f"HOST: {exc}") from None
+    print(mint(ingest_secret(config), host))
+    return 0
 
 
 def _search(args: argparse.Namespace) -> int:
@@ -126,6 +141,16 @@ def register(sub: Any) -> None:
     ship = osub.add_parser("ship", help="send this host's log files to the ops API of another host")
     ship.add_argument("--config", required=True, metavar="FILE", help="shipper.yaml")
     ship.set_defaults(handler=_ship)
+    st = osub.add_parser(
+        "ship-token",
+        help="print the ingest token of host HOST (its shipper.yaml's ops.token)",
+        description="Print HOST's ingest token: it lets a shipper send lines of HOST, and "
+        "of no other host, to this ops daemon. Run it on the ops host with the daemon's "
+        "ops.yaml (its api.ingest_secret, or <index.path>/ingest.secret).",
+    )
+    st.add_argument("--config", required=True, metavar="FILE", help="the ops daemon's ops.yaml")
+    st.add_argument("host", metavar="HOST", help="the host name its shipper.yaml gives as host")
+    st.set_defaults(handler=_ship_token)
 
     logs = sub.add_parser("logs", help="search the operational logs")
     lsub = logs.add_subparsers(dest="logs_command", metavar="ACTION", required=True)

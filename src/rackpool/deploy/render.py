@@ -25,6 +25,7 @@ from rackpool.deploy.bootstrap import BootstrapSpec
 from rackpool.deploy.inventory import ComputeHost, Inventory, RegionSpec
 from rackpool.deploy.secrets import Secrets
 from rackpool.ops.config import OpsConfig, ShipConfig
+from rackpool.ops.tokens import mint
 from rackpool.pool.config import PoolConfig
 from rackpool.web.config import WebConfig
 
@@ -223,7 +224,12 @@ def ops_config(inv: Inventory, s: Secrets) -> OpsConfig:
     data = {
         "index": {"path": f"{STATE}/ops/index", "max_age_days": o.max_age_days},
         "shipper": {"files": [f"{LOGS}/*.jsonl"]},
-        "api": {"listen": "0.0.0.0", "port": o.api_port, "push_token": s.get("ops/push_token")},
+        "api": {
+            "listen": "0.0.0.0",
+            "port": o.api_port,
+            "push_token": s.get("ops/push_token"),
+            "ingest_secret": s.get("ops/ingest_secret", 32),
+        },
         "log": {"json": True, "path": f"{LOGS}/ops.log"},
         "state_dir": f"{STATE}/ops",
     }
@@ -231,10 +237,15 @@ def ops_config(inv: Inventory, s: Secrets) -> OpsConfig:
 
 
 def shipper_config(inv: Inventory, host: str, s: Secrets) -> ShipConfig:
-    """``rackpool ops ship`` on a host without the index: its log files to the ops API."""
+    """``rackpool ops ship`` on a host without the index: its log files to the ops API,
+    with this host's own ingest token (it can ship no other host's lines)."""
     assert inv.ops is not None
+    try:
+        token = mint(s.get("ops/ingest_secret", 32), host)
+    except ValueError as exc:
+        raise ConfigError(f"the log shipper of host {host}: {exc}") from None
     data = {
-        "ops": {"url": ops_url(inv), "push_token": s.get("ops/push_token")},
+        "ops": {"url": ops_url(inv), "token": token},
         "host": host,
         "shipper": {"files": [f"{LOGS}/*.jsonl"]},
         "state_dir": f"{STATE}/shipper",
@@ -346,7 +357,12 @@ def plan_hosts(inv: Inventory, s: Secrets, public_key: str) -> dict[str, HostPla
     if inv.ops is not None:  # every other host ships its daemons' logs to the index
         for p in plans.values():
             if "ops" not in p.groups:
-                shipper = {"host": p.name, "url": ops_url(inv),
-                           **_files(s, shipper_yaml=to_yaml(shipper_config(inv, p.name, s)))}  # fmt: skip
+                cfg = shipper_config(inv, p.name, s)
+                files = _files(s, shipper_yaml=to_yaml(cfg))
+                token = cfg.ops.token.get_secret_value()  # derived, so not in the store
+                files["shown"]["shipper.yaml"] = files["shown"]["shipper.yaml"].replace(
+                    token, "<secret>"
+                )
+                shipper = {"host": p.name, "url": ops_url(inv), **files}
                 add(p, "shippers", p.name, "rackpool_shipper", shipper)
     return plans

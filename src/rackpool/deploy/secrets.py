@@ -69,6 +69,7 @@ def all_secrets(inv: Inventory, store: Secrets) -> None:
         store.get("pool/api_token")
     if inv.ops is not None:
         store.get("ops/push_token")
+        store.get("ops/ingest_secret", 32)
 
 
 def node_key(state: Path) -> tuple[Path, str]:

@@ -8,9 +8,11 @@
     POST /api/push   (Authorization: Bearer <token>)
          {"fields": {...build fields...}, "lines": ["...", ...], "source": ..., "first_line": 1}
          or {"documents": [{...}, ...], "source": ...}
-    POST /api/ingest (Authorization: Bearer <token>)  another host's shipper
+    POST /api/ingest (Authorization: Bearer <host token>)  another host's shipper
          {"host": ..., "source": ..., "documents": [{"seq": ..., "ts": ..., "fields": {...}}]}
-         (rackpool.ops.wire); answers once the lines are committed
+         (rackpool.ops.wire); answers once the lines are committed. The token is the
+         sending host's own (rackpool.ops.tokens): lines of any other host are refused
+         (403), and so is the push token
 
 Errors use the OpenStack fault shape: ``{"badRequest": {"message": ..., "code": 400}}``.
 """
@@ -33,7 +35,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from rackpool.core.clock import Clock
-from rackpool.core.errors import BadRequest, NotFound, RackpoolError, Unauthorized
+from rackpool.core.errors import BadRequest, Forbidden, NotFound, RackpoolError, Unauthorized
 from rackpool.core.faults import fault, http_error
 from rackpool.core.httpguard import DEFAULT_MAX_BODY, BodyGuard, parse_json, query_int
 from rackpool.core.secrets import StreamRedactors
@@ -43,12 +45,14 @@ from rackpool.ops.index import LogDoc, LogIndex
 from rackpool.ops.ingest import clean_fields, doc_from_fields
 from rackpool.ops.query import MatchAll, parse
 from rackpool.ops.timeparse import parse_time
+from rackpool.ops.tokens import looks_like_host_token, token_host
 from rackpool.ops.wire import parse_ingest
 
 MAX_PAGE = 1000
 MAX_BUCKETS = 5000  # in one histogram
 _FIELD = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,63}")
 MAX_PUSH = 100_000
+_HOST_SOURCE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*:")  # '<host>:…', /api/ingest's sources
 log = logging.getLogger("rackpool.ops.api")
 
 
@@ -60,6 +64,7 @@ class ApiDeps:
     push_token: str
     clock: Clock
     max_body_bytes: int = DEFAULT_MAX_BODY
+    ingest_secret: str | None = None  # None: /api/ingest takes no token (no ingest)
 
 
 def _int(request: Request, name: str, default: int, lo: int, hi: int) -> int:
@@ -73,11 +78,40 @@ def _project(doc: dict[str, Any], fields: list[str] | None) -> dict[str, Any]:
     return {k: v for k, v in doc.items() if k in keep}
 
 
+def _bearer(request: Request) -> str | None:
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    return given.strip() if scheme.lower() == "bearer" and given.strip() else None
+
+
 def _authorize(request: Request, token: str, what: str) -> None:
-    auth = request.headers.get("authorization", "")
-    scheme, _, given = auth.partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip(), token):
+    given = _bearer(request)
+    if given is None or not hmac.compare_digest(given.encode(), token.encode()):
         raise Unauthorized(f"{what} needs 'Authorization: Bearer <token>'")
+
+
+_MINT = "mint one on the ops host with 'rackpool ops ship-token --config ops.yaml HOST'"
+
+
+def _ingest_host(request: Request, deps: ApiDeps) -> str:
+    """The host whose ingest token the request carries; 401/403 naming what is wrong
+    (never the token)."""
+    given = _bearer(request)
+    if given is None:
+        raise Unauthorized(f"ingest needs 'Authorization: Bearer <host token>'; {_MINT}")
+    if hmac.compare_digest(given.encode(), deps.push_token.encode()):
+        raise Forbidden(
+            "the push token cannot ingest host lines: each host ships with its own "
+            f"ingest token, bound to its name; {_MINT}"
+        )
+    host = token_host(deps.ingest_secret, given) if deps.ingest_secret else None
+    if host is None:
+        what = (
+            "an ingest token of this ops daemon"
+            if looks_like_host_token(given)
+            else ("an ingest token")
+        )
+        raise Unauthorized(f"the bearer token is not {what} (or its secret changed); {_MINT}")
+    return host
 
 
 class _Ingest:
@@ -89,8 +123,14 @@ class _Ingest:
         self.streams = StreamRedactors()
         self.lock = threading.Lock()
 
-    def docs(self, raw: bytes) -> list[LogDoc]:
+    def docs(self, raw: bytes, host: str) -> list[LogDoc]:
+        """The batch in ``raw``, sent with ``host``'s token: refused if it claims another."""
         batch = parse_ingest(parse_json(raw))
+        if batch.host != host:
+            raise Forbidden(
+                f"this ingest token is host {host!r}'s: it cannot send lines of host "
+                f"{batch.host!r}; ship them from that host with its own token"
+            )
         source = batch.stream
         with self.lock:
             stream = self.streams.get(source)
@@ -200,8 +240,8 @@ def build_app(deps: ApiDeps) -> Starlette:
 
     async def ingest(request: Request) -> JSONResponse:
         """Another host's shipper: 200 once its lines are committed (it checkpoints then)."""
-        _authorize(request, deps.push_token, "ingest")
-        docs = await run_in_threadpool(shipped.docs, await request.body())
+        host = _ingest_host(request, deps)
+        docs = await run_in_threadpool(shipped.docs, await request.body(), host)
         added = await run_in_threadpool(deps.index.add, docs)
         return JSONResponse({"received": len(docs), "added": added})
 
@@ -254,6 +294,12 @@ def _push_docs(body: Any, now: float, streams: StreamRedactors) -> list[LogDoc]:
     source = body.get("source") or default_source or "push"
     if not isinstance(source, str):
         raise BadRequest("source: expected a string")
+    if _HOST_SOURCE.match(source):
+        raise BadRequest(
+            "source: must not start with '<name>:', the form of a host's shipped lines "
+            "(those come from the host's shipper, POST /api/ingest); e.g. use "
+            "'<build_uuid>/<filename>'"
+        )
     docs = []
     stream = streams.get(source)
     for i, item in enumerate(items):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from rackpool.ops.wire import HOST
 
@@ -33,7 +33,15 @@ class ShipperConfig(_Model):
 class ApiConfig(_Model):
     listen: str = "127.0.0.1"
     port: int = Field(0, ge=0, le=65535, description="0 picks a free port")
-    push_token: str | None = Field(None, description="default: generated at start")
+    push_token: str | None = Field(
+        None, description="pushing build output (POST /api/push); default: generated at start"
+    )
+    ingest_secret: SecretStr | None = Field(
+        None,
+        min_length=16,
+        description="signs each host's ingest token (rackpool ops ship-token); default: "
+        "made once and kept in <index.path>/ingest.secret",
+    )
     max_body_bytes: int = Field(
         16 * 1024 * 1024, gt=0, description="largest request body (a push), bytes; 413 above"
     )
@@ -70,8 +78,11 @@ class RemoteOpsConfig(_Model):
     """The ops daemon a shipper sends to."""
 
     url: str = Field(description="the ops API, e.g. http://ops.example:8090")
-    push_token: SecretStr = Field(
-        min_length=1, description="the ops daemon's push token (api.push_token)"
+    token: SecretStr = Field(
+        min_length=1,
+        validation_alias=AliasChoices("token", "push_token"),
+        description="this host's ingest token (rackpool ops ship-token --config ops.yaml HOST "
+        "on the ops host); read from push_token too, the key's older name",
     )
     timeout: float = Field(30.0, gt=0, le=600, description="seconds per request")
     max_request_bytes: int = Field(

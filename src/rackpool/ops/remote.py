@@ -201,8 +201,10 @@ class RemoteIndex:
         code = resp.status_code
         if code in (401, 403):
             return Trouble(
-                f"the ops API at {self.url} refused the push token ({code}: {message}); set "
-                "ops.push_token in the shipper's config to the ops daemon's push token",
+                f"the ops API at {self.url} refused this host's ingest token as host "
+                f"{self.host!r} ({code}: {message}); set ops.token in the shipper's config to "
+                "the token 'rackpool ops ship-token --config ops.yaml HOST' prints on the ops "
+                "host for this host's name",
                 True,
             ), {}
         if code == 404:

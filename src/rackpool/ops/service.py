@@ -28,6 +28,7 @@ from rackpool.ops.failures import FailureStore
 from rackpool.ops.index.sqlite import SqliteIndex
 from rackpool.ops.shipper import CheckpointFile, Shipper
 from rackpool.ops.signatures import builtin_dir, load_signatures
+from rackpool.ops.tokens import load_or_create_secret, secret_file
 
 log = logging.getLogger(__name__)
 STATE_FILE = "ops.json"
@@ -49,6 +50,14 @@ def _retention(index: SqliteIndex, store: FailureStore, config: OpsConfig, clock
 
 def write_state(state_dir: str, url: str, token: str) -> Path:
     return write_discovery(state_dir, STATE_FILE, url=url, push_token=token)
+
+
+def ingest_secret(config: OpsConfig) -> str:
+    """What signs the hosts' ingest tokens: ``api.ingest_secret``, else the one kept in
+    ``<index.path>/ingest.secret`` (made on first use)."""
+    if config.api.ingest_secret is not None:
+        return config.api.ingest_secret.get_secret_value()
+    return load_or_create_secret(secret_file(config.index.path))
 
 
 def run(config: OpsConfig, *, stop: threading.Event | None = None) -> int:
@@ -74,7 +83,16 @@ def run(config: OpsConfig, *, stop: threading.Event | None = None) -> int:
         index, config.shipper.files, CheckpointFile(checkpoint), fields=config.shipper.fields
     )
     token = config.api.push_token or secrets.token_urlsafe(24)
-    app = build_app(ApiDeps(index, store, classifier, token, clock, config.api.max_body_bytes))
+    deps = ApiDeps(
+        index,
+        store,
+        classifier,
+        token,
+        clock,
+        config.api.max_body_bytes,
+        ingest_secret=ingest_secret(config),
+    )
+    app = build_app(deps)
     server = uvicorn.Server(
         uvicorn.Config(
             app,

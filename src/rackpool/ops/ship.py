@@ -12,7 +12,7 @@ for an operator; it is rewritten when the state changes and removed on a clean e
      "since": 1733230000.5, "pid": 1234}
 
 ``state``: ``connecting`` (no answer from the API yet), ``shipping`` (the API took a
-batch: the URL and the push token work), ``retrying`` (the API is unreachable or
+batch: the URL and the host's ingest token work), ``retrying`` (the API is unreachable or
 failing; nothing is dropped), ``refused`` (the API said no: a wrong token, an ops host
 without ``/api/ingest``); ``error`` says why, without secrets.
 
@@ -90,7 +90,7 @@ def run(config: ShipConfig, *, stop: threading.Event | None = None) -> int:
     ops = config.ops
     remote = RemoteIndex(
         ops.url,
-        ops.push_token.get_secret_value(),
+        ops.token.get_secret_value(),
         config.host,
         stop=stop,
         timeout=ops.timeout,

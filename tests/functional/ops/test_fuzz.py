@@ -27,8 +27,10 @@ from rackpool.ops.classify import Classifier
 from rackpool.ops.failures import FailureStore
 from rackpool.ops.index.sqlite import SqliteIndex
 from rackpool.ops.signatures import builtin_dir, load_signatures
+from rackpool.ops.tokens import mint
 
 TOKEN = "push-token-0123456789"
+SECRET = "ingest-secret-0123456789"
 
 
 def _deps(tmp: Path) -> ApiDeps:
@@ -36,7 +38,7 @@ def _deps(tmp: Path) -> ApiDeps:
     index = SqliteIndex(tmp / "index", clock=clock)
     store = FailureStore(tmp / "failures.db")
     classifier = Classifier(index, store, load_signatures([builtin_dir()]), clock=clock)
-    return ApiDeps(index, store, classifier, TOKEN, clock)
+    return ApiDeps(index, store, classifier, TOKEN, clock, ingest_secret=SECRET)
 
 
 def shape(url: str, body: Any, status: int) -> str | None:
@@ -57,8 +59,11 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
             "client": client,
             "deps": deps,
             "known": {"doc_id": [h["id"] for h in hits]},
-            "templates": {"POST /api/push": [push, {"documents": [{"message": "m", "loglevel": "INFO"}]}]},
-            "headers": [auth, auth, {"Authorization": "Bearer wrong"}, {}],
+            "templates": {"POST /api/push": [push, {"documents": [{"message": "m", "loglevel": "INFO"}]}],
+                          "POST /api/ingest": [{"host": "h1", "source": "/l#1-a", "documents": [
+                              {"seq": 1, "ts": 1.0, "fields": {"message": "m"}}]}]},
+            "headers": [auth, auth, {"Authorization": "Bearer wrong"}, {},
+                        {"Authorization": f"Bearer {mint(SECRET, 'h1')}"}],
         }  # fmt: skip
 
 

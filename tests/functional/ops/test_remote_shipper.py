@@ -4,8 +4,8 @@ Both run as a user starts them, as separate processes talking HTTP on loopback: 
 written to the shipper's files are found by searching the ops API; a shipper killed -9
 mid-stream and restarted, or an ops daemon stopped and started again while the shipper
 runs, leaves every line in the index exactly once; a wrong token ships nothing and says
-so; ``POST /api/ingest`` refuses bad bodies with a 4xx naming the field and redacts
-secrets the sender did not.
+so, and a host's token ships no other host's lines; ``POST /api/ingest`` refuses bad
+bodies with a 4xx naming the field and redacts secrets the sender did not.
 """
 
 from __future__ import annotations
@@ -27,8 +27,10 @@ import yaml
 from tests.support import procs
 
 from rackpool.core.clock import wait_for
+from rackpool.ops.tokens import mint
 
 TOKEN = "push-token-for-tests-0123456789"
+SECRET = "ingest-secret-for-tests-0123456789"
 DATA = Path(__file__).resolve().parents[2] / "data" / "secrets"
 
 
@@ -50,7 +52,7 @@ class Ops:
         self.config.write_text(yaml.safe_dump({
             "index": {"path": str(directory / "index")},
             "api": {"listen": "127.0.0.1", "port": self.port, "push_token": TOKEN,
-                    "max_body_bytes": max_body_bytes},
+                    "ingest_secret": SECRET, "max_body_bytes": max_body_bytes},
             "classifier": {"interval": 1.0},
             "log": {"json": True, "path": str(directory / "ops.log")},
         }))  # fmt: skip
@@ -97,15 +99,17 @@ class ShipperProcess:
 
     def __init__(
         self, directory: Path, logs: Path, url: str, *, host: str = "host-a",
-        token: str = TOKEN, batch_lines: int = 5000, max_request_bytes: int = 4 * 1024 * 1024,
+        token: str | None = None, batch_lines: int = 5000,
+        max_request_bytes: int = 4 * 1024 * 1024,
     ) -> None:  # fmt: skip
+        token = token or mint(SECRET, host)  # the host's own ingest token by default
         self.dir = directory
         directory.mkdir(parents=True, exist_ok=True)
         self.state = directory / "state"
         self.log_path = directory / "shipper.jsonl"
         self.config = directory / "shipper.yaml"
         self.config.write_text(yaml.safe_dump({
-            "ops": {"url": url, "push_token": token, "min_backoff": 0.05, "max_backoff": 0.5,
+            "ops": {"url": url, "token": token, "min_backoff": 0.05, "max_backoff": 0.5,
                     "log_interval": 1.0, "max_request_bytes": max_request_bytes},
             "host": host,
             "shipper": {"files": [f"{logs}/*.log"], "poll_interval": 0.05},
@@ -280,20 +284,97 @@ def test_a_wrong_token_ships_nothing_and_says_why(ops: Ops, logs: Path, tmp_path
     _write(logs / "agent.log", 0, 10)
     shipper = ShipperProcess(tmp_path / "s", logs, ops.url, token=wrong).start(wait="refused")
     try:
-        assert "push token" in shipper.status()["error"]
+        assert "ingest token" in shipper.status()["error"]
         wait_for(
             lambda: any(e.get("event") == "ship_refused" for e in shipper.events()), 10,
             "the refusal logged",
         )  # fmt: skip
         refused = next(e for e in shipper.events() if e.get("event") == "ship_refused")
         assert refused["level"] == "ERROR" and "401" in refused["message"]
-        assert "ops.push_token" in refused["message"]
+        assert "ops.token" in refused["message"] and "ship-token" in refused["message"]
         assert wrong not in shipper.log_path.read_text()
         assert shipper.proc is not None and shipper.proc.poll() is None  # keeps trying
         assert ops.total() == 0
         assert shipper.offsets() == {}
     finally:
         shipper.stop()
+
+
+def _ship_token(ops: Ops, host: str) -> str:
+    """``rackpool ops ship-token --config ops.yaml HOST``, as an operator runs it."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "rackpool.cli", "ops", "ship-token", "--config", str(ops.config),
+         host], capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.strip()
+
+
+def test_a_hosts_token_ships_its_own_lines_and_no_other_hosts(
+    ops: Ops, logs: Path, tmp_path: Path
+) -> None:
+    """One compromised host cannot write another host's story into the public index."""
+    log = logs / "agent.log"
+    _write(log, 0, 20)
+    a_token = _ship_token(ops, "host-a")
+    assert a_token == _ship_token(ops, "host-a") and a_token != _ship_token(ops, "host-b")
+    # host A's shipper claims to be host B: refused, nothing stored, the reason is named
+    forger = ShipperProcess(tmp_path / "forger", logs, ops.url, host="host-b", token=a_token)
+    forger.start(wait="refused")
+    try:
+        error = forger.status()["error"]
+        assert "403" in error and "host 'host-a'" in error and "host 'host-b'" in error, error
+        assert a_token not in error and a_token not in forger.log_path.read_text()
+        assert forger.offsets() == {}
+    finally:
+        forger.stop()
+    # the push token is not an ingest token (it is for build output)
+    pusher = ShipperProcess(tmp_path / "pusher", logs, ops.url, host="host-a", token=TOKEN)
+    pusher.start(wait="refused")
+    try:
+        assert "403" in pusher.status()["error"] and "push token" in pusher.status()["error"]
+    finally:
+        pusher.stop()
+    assert ops.total() == 0
+    # straight at the API: A's token with B's lines is 403 in the API's shape, naming the
+    # hosts and not the token; a token missing or made with another secret is 401
+    body = _body(host="host-b")
+    forged = _post(ops, body, token=a_token)
+    assert forged.status_code == 403, forged.text
+    message = forged.json()["forbidden"]["message"]
+    assert "'host-a'" in message and "'host-b'" in message and a_token not in forged.text
+    assert _post(ops, body, token="").status_code == 401
+    other = _post(ops, body, token=mint("some-other-ingest-secret-xyz", "host-b"))
+    assert other.status_code == 401 and "ship-token" in other.json()["unauthorized"]["message"]
+    # nor can the push token write under a host's source
+    pushed = httpx.post(
+        f"{ops.url}/api/push", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30,
+        json={"source": "host-b:/var/log/x.jsonl#1-ab", "lines": ["forged"]},
+    )  # fmt: skip
+    assert pushed.status_code == 400 and "source" in pushed.json()["badRequest"]["message"]
+    assert ops.total() == 0  # nothing of any refused request was stored
+
+    # A's own lines, with A's token (as the operator minted it), are indexed under A
+    a = ShipperProcess(tmp_path / "a", logs, ops.url, host="host-a", token=a_token).start()
+    try:
+        wait_for(lambda: a.caught_up(log), 30, "host A's shipper caught up")
+        hits = ops.every_hit("component:agent")
+        assert sorted(h["n"] for h in hits) == list(range(20))
+        assert all(h["source"].startswith(f"host-a:{log}#") for h in hits)
+    finally:
+        a.stop()
+
+
+def test_ship_token_refuses_a_bad_host_name_and_writes_nothing(tmp_path: Path) -> None:
+    ops_yaml = tmp_path / "ops.yaml"
+    ops_yaml.write_text(yaml.safe_dump({"index": {"path": str(tmp_path / "index")}}))
+    proc = subprocess.run(
+        [sys.executable, "-m", "rackpool.cli", "ops", "ship-token", "--config", str(ops_yaml),
+         "a host"], capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert len(proc.stderr.strip().splitlines()) == 1 and "HOST" in proc.stderr, proc.stderr
+    assert not (tmp_path / "index").exists()
 
 
 def test_bad_config_is_one_line_naming_the_yaml_path(tmp_path: Path) -> None:
@@ -313,7 +394,8 @@ def test_bad_config_is_one_line_naming_the_yaml_path(tmp_path: Path) -> None:
     assert not (tmp_path / "st").exists()
 
 
-def _post(ops: Ops, body: Any, token: str | None = TOKEN, **kw: Any) -> httpx.Response:
+def _post(ops: Ops, body: Any, token: str | None = None, **kw: Any) -> httpx.Response:
+    token = token if token is not None else mint(SECRET, "h1")  # the body's host's
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     headers.update(kw.pop("headers", {}))
     if "content" in kw:
@@ -356,9 +438,10 @@ BAD_BODIES: list[tuple[Any, str]] = [
 
 
 def test_bad_ingest_bodies_are_refused_with_a_4xx_naming_the_field(ops: Ops) -> None:
-    assert _post(ops, _body(), token=None).status_code == 401
+    assert _post(ops, _body(), token="").status_code == 401
     wrong = _post(ops, _body(), token="nope")
-    assert wrong.status_code == 401 and "Bearer" in wrong.json()["unauthorized"]["message"]
+    assert wrong.status_code == 401
+    assert "not an ingest token" in wrong.json()["unauthorized"]["message"]
     for body, message in BAD_BODIES:
         resp = _post(ops, body)
         assert resp.status_code == 400, (body, resp.text)

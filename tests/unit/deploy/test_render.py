@@ -20,6 +20,7 @@ from rackpool.deploy.inventory import Inventory
 from rackpool.deploy.run import DeployOptions, prepare
 from rackpool.deploy.secrets import Secrets
 from rackpool.ops.config import OpsConfig, ShipConfig
+from rackpool.ops.tokens import token_host
 from rackpool.pool.config import PoolConfig
 from rackpool.web.config import WebConfig
 
@@ -73,11 +74,15 @@ def test_every_host_but_the_index_s_ships_its_logs_there(tmp_path: Path) -> None
         v = p[name].vars["rackpool_shipper"]
         cfg = ShipConfig.model_validate(yaml.safe_load(v["shipper_yaml"]))
         assert cfg.host == name and cfg.ops.url == v["url"] == "http://198.19.100.13:8090"
-        assert cfg.ops.push_token.get_secret_value() == ops.api.push_token
+        # each host's own ingest token, bound to its name (not the global push token)
+        assert ops.api.ingest_secret is not None
+        secret = ops.api.ingest_secret.get_secret_value()
+        assert token_host(secret, cfg.ops.token.get_secret_value()) == name
+        assert cfg.ops.token.get_secret_value() not in v["shown"]["shipper.yaml"]
         assert cfg.shipper.files == [f"{render.LOGS}/*.jsonl"]
         assert cfg.log.path == f"{render.LOGS}/shipper.jsonl"  # its own lines are shipped too
         assert ops.api.push_token not in v["shown"]["shipper.yaml"]
-        assert "push_token: <secret>" in v["shown"]["shipper.yaml"]
+        assert "token: <secret>" in v["shown"]["shipper.yaml"]
     # pool and ops on separate hosts: the pool host ships too; without ops, nobody does
     data = example()
     data["pool"]["host"]["address"] = "198.19.100.14"

@@ -65,7 +65,7 @@ def test_the_api_names_the_field_it_refuses() -> None:
 
 def _config(**over: object) -> dict[str, object]:
     base: dict[str, object] = {
-        "ops": {"url": "http://198.18.0.9:8090", "push_token": "t0k"},
+        "ops": {"url": "http://198.18.0.9:8090", "token": "t0k"},
         "host": "r1-c1",
         "shipper": {"files": ["/var/log/rackpool/*.jsonl"]},
         "state_dir": "/var/lib/rackpool/shipper",
@@ -79,11 +79,15 @@ def test_shipper_yaml_is_a_config_kind_with_errors_by_yaml_path(tmp_path: Path) 
     assert validate(str(good), None) == "shipper"
     cfg = parse_model(_config(), ShipConfig, "shipper.yaml")
     assert "t0k" not in repr(cfg)  # the token is a secret
-    bad = _config(ops={"url": "http://ops:1/?x=1", "push_token": ""}, host="-x",
+    bad = _config(ops={"url": "http://ops:1/?x=1", "token": ""}, host="-x",
                   shipper={"files": []}, batch_lines=0)  # fmt: skip
     with pytest.raises(ConfigError) as info:
         parse_model(bad, ShipConfig, "shipper.yaml")
     paths = sorted(p.split(":")[0] for p in info.value.problems)
-    assert paths == ["batch_lines", "host", "ops.push_token", "ops.url", "shipper"], (
-        info.value.problems
-    )
+    assert paths == ["batch_lines", "host", "ops.token", "ops.url", "shipper"], info.value.problems
+    # no token at all: named by its key; the older key name is still read
+    with pytest.raises(ConfigError) as info:
+        parse_model(_config(ops={"url": "http://ops:1"}), ShipConfig, "shipper.yaml")
+    assert [p.split(":")[0] for p in info.value.problems] == ["ops.token"], info.value.problems
+    old = parse_model(_config(ops={"url": "http://o:1", "push_token": "t1"}), ShipConfig, "x")
+    assert old.ops.token.get_secret_value() == "t1"
