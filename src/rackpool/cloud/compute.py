@@ -330,7 +330,7 @@ class ComputeService:
         addresses) and insert. If another controller filled a picked host meanwhile, or
         PostgreSQL reports a deadlock, the transaction runs again with fresh data.
         """
-        req = serverrequest.parse(body)
+        req = serverrequest.parse(body, may_force_host=ctx.is_cloud_admin)
         for attempt in range(1, CREATE_ATTEMPTS + 1):
             try:
                 with self._engine.begin() as conn:
@@ -373,7 +373,7 @@ class ComputeService:
         ids = [str(uuid.uuid4()) for _ in range(req.max_count)]
         placed = self._placement.place(
             conn, ids, size, req.availability_zone, now, self._config.hosts.heartbeat_timeout,
-            self._hosts.beats.snapshot(), last_attempt,
+            self._hosts.beats.snapshot(), last_attempt, req.forced_host,
         )  # fmt: skip
         drafts = [
             _draft(ctx, req, what, i, p, now, request_id, global_request_id)

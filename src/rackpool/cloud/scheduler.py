@@ -54,19 +54,24 @@ class Scheduler:
         now: float,
         heartbeat_timeout: float,
         beats: Mapping[str, float] | None = None,
+        forced_host: str | None = None,
     ) -> list[HostLoad]:
         """Enabled, alive hosts with their current usage (capacity times allocation ratios).
 
         Alive: a heartbeat within the timeout, in the database or in ``beats`` (the
-        controller's heartbeats not written yet, cloud/heartbeats.py)."""
+        controller's heartbeats not written yet, cloud/heartbeats.py). With
+        ``forced_host`` (an admin's ``ZONE:HOST``) only that host, enabled or not (as
+        Nova, a forced host skips the filters; it must still be alive and have room)."""
         cfg = self.config
         beats = beats or {}
         cutoff = now - heartbeat_timeout
+        if forced_host is not None:
+            which = select(hosts).where(hosts.c.name == forced_host, hosts.c.state == "up")
+        else:
+            which = select(hosts).where(hosts.c.enabled.is_(True), hosts.c.state == "up")
         rows = [
             r
-            for r in conn.execute(
-                select(hosts).where(hosts.c.enabled.is_(True), hosts.c.state == "up")
-            ).mappings()
+            for r in conn.execute(which).mappings()
             if max(r["last_heartbeat"], beats.get(r["name"], r["last_heartbeat"])) >= cutoff
         ]
         loads = {
