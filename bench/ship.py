@@ -41,7 +41,11 @@ DEADLINE = 1800.0
 
 
 def _total(url: str) -> int:
-    resp = httpx.get(f"{url}/api/search", params={"q": "*", "size": 1}, timeout=30)
+    resp = httpx.get(
+        f"{url}/api/search",
+        params={"q": "NOT component:ops AND NOT component:shipper", "size": 1},
+        timeout=30,
+    )
     resp.raise_for_status()
     return int(resp.json()["total"])
 

@@ -44,6 +44,7 @@ from rackpool.ops.failures import FailureStore
 from rackpool.ops.index import LogDoc, LogIndex
 from rackpool.ops.ingest import clean_fields, doc_from_fields
 from rackpool.ops.query import MatchAll, parse
+from rackpool.ops.requestlog import RequestLog
 from rackpool.ops.timeparse import parse_time
 from rackpool.ops.tokens import looks_like_host_token, token_host
 from rackpool.ops.wire import parse_ingest
@@ -104,6 +105,8 @@ def _ingest_host(request: Request, deps: ApiDeps) -> str:
             f"ingest token, bound to its name; {_MINT}"
         )
     host = token_host(deps.ingest_secret, given) if deps.ingest_secret else None
+    if host is not None:
+        request.state.ingest_host = host  # the request log names it
     if host is None:
         what = (
             "an ingest token of this ops daemon"
@@ -268,7 +271,8 @@ def build_app(deps: ApiDeps) -> Starlette:
         ],
         exception_handlers={RackpoolError: on_error, HTTPException: http_error, Exception: crash},
         middleware=[
-            Middleware(BodyGuard, max_bytes=deps.max_body_bytes, render=lambda _, e: fault(e))
+            Middleware(RequestLog),
+            Middleware(BodyGuard, max_bytes=deps.max_body_bytes, render=lambda _, e: fault(e)),
         ],
     )
 

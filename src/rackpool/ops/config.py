@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import fnmatch
+import glob
 from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, field_validator
@@ -28,6 +30,22 @@ class ShipperConfig(_Model):
     fields: dict[str, str | list[str]] = Field(
         default_factory=dict, description="fields added to every shipped line"
     )
+    own_log: bool = Field(
+        True, description="also ship the daemon's own log.path when files do not match it"
+    )
+
+    def globs(self, own_log_path: str | None) -> list[str]:
+        """``files``, and the daemon's own log file if they do not match it (``own_log``):
+        its lines (refused requests, errors) are searchable like every other daemon's.
+        Shipping them logs nothing per line, so they cause no new lines."""
+        files = list(self.files)
+        if (
+            own_log_path
+            and self.own_log
+            and not any(fnmatch.fnmatch(own_log_path, g) for g in files)
+        ):
+            files.append(glob.escape(own_log_path))
+        return files
 
 
 class ApiConfig(_Model):

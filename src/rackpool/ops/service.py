@@ -80,7 +80,10 @@ def run(config: OpsConfig, *, stop: threading.Event | None = None) -> int:
     )
     checkpoint = config.shipper.checkpoint or str(Path(config.index.path) / "shipper.json")
     shipper = Shipper(
-        index, config.shipper.files, CheckpointFile(checkpoint), fields=config.shipper.fields
+        index,
+        config.shipper.globs(config.log.path),
+        CheckpointFile(checkpoint),
+        fields=config.shipper.fields,
     )
     token = config.api.push_token or secrets.token_urlsafe(24)
     deps = ApiDeps(

@@ -104,7 +104,7 @@ def run(config: ShipConfig, *, stop: threading.Event | None = None) -> int:
     )
     shipper = Shipper(
         remote,
-        config.shipper.files,
+        config.shipper.globs(config.log.path),
         CheckpointFile(checkpoint_path(config)),
         fields=config.shipper.fields,
         clock=clock,
