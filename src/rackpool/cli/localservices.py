@@ -32,8 +32,10 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 from rackpool.core.errors import TemporaryError
 
@@ -386,9 +388,13 @@ backend controllers
 
 JAVA = "/usr/bin/java"
 ZK_JARS = Path("/usr/share/java")
-# zookeeper.jar's manifest names its dependencies; slf4j-simple turns its log into plain
-# lines on stderr (the log file).
+# zookeeper.jar's manifest names its dependencies (netty, jute, slf4j-api ...);
+# slf4j-simple turns its log into plain lines on stderr (the log file). The Netty server
+# (needed for TLS) also wants codec, resolver and unix-common, which the manifest does
+# not list.
 ZK_CLASSPATH = ("zookeeper.jar", "slf4j-simple.jar")
+ZK_NETTY_JARS = ("netty-codec.jar", "netty-resolver.jar", "netty-transport-native-unix-common.jar")
+ZK_FOUR_LETTER = "srvr,mntr,ruok,stat,conf"
 
 
 def zookeeper_unavailable() -> str | None:
@@ -400,14 +406,60 @@ def zookeeper_unavailable() -> str | None:
     return None
 
 
-class ZooKeeperServer:
-    """A standalone ZooKeeper (Debian's ``zookeeper`` package, Java) in ``directory``:
-    zoo.cfg, its data (kept across restarts, fsync on) and log, 127.0.0.1 only."""
+def zk_four_letter(port: int, cmd: str, timeout: float = 2.0) -> str:
+    """ZooKeeper's four-letter command (``srvr``, ``mntr``, ``ruok``) on 127.0.0.1:port;
+    '' if no answer."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+            s.sendall(cmd.encode())
+            chunks = []
+            while chunk := s.recv(65536):
+                chunks.append(chunk)
+            return b"".join(chunks).decode(errors="replace")
+    except OSError:
+        return ""
 
-    def __init__(self, directory: Path, port: int = 0, tick_ms: int = 500) -> None:
+
+@dataclass(frozen=True)
+class ZooKeeperTls:
+    """The server side of ZooKeeper's TLS listener (``secureClientPort``): PKCS12 key and
+    trust stores; ``client_auth``: ``need`` (client certificates required) or ``none``."""
+
+    keystore: Path
+    truststore: Path
+    password: str
+    client_auth: str = "need"
+
+
+class ZooKeeperServer:
+    """One ZooKeeper server (Debian's ``zookeeper`` package, Java) in ``directory``:
+    zoo.cfg, myid, its data and log, 127.0.0.1 only. Standalone by default; a member of
+    an ensemble with ``myid`` and ``peers`` (see :class:`ZooKeeperEnsemble`); a TLS
+    listener beside the plain one with ``tls``. ``durable=False`` (tests, benchmarks):
+    no fsync per write and small preallocation, for throwaway data on a shared disk."""
+
+    def __init__(
+        self,
+        directory: Path,
+        port: int = 0,
+        tick_ms: int = 500,
+        *,
+        myid: int = 0,
+        peers: Sequence[tuple[int, int, int]] = (),
+        tls: ZooKeeperTls | None = None,
+        secure_port: int = 0,
+        durable: bool = True,
+        heap_mb: int = 256,
+    ) -> None:
         self.dir = directory
         self.port = port
         self.tick_ms = tick_ms
+        self.myid = myid
+        self.peers = tuple(peers)  # (myid, peer port, election port) of every member
+        self.tls = tls
+        self.secure_port = secure_port
+        self.durable = durable
+        self.heap_mb = heap_mb
         self.config_path = directory / "zoo.cfg"
         self.log_path = directory / "zookeeper.log"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -417,47 +469,89 @@ class ZooKeeperServer:
         return f"127.0.0.1:{self.port}"
 
     @property
+    def secure_hosts(self) -> str:
+        """host:port of the TLS listener."""
+        if not self.secure_port:
+            raise LocalServiceError("this ZooKeeper has no TLS listener")
+        return f"127.0.0.1:{self.secure_port}"
+
+    @property
     def pid(self) -> int | None:
         return self.proc.pid if self.proc is not None else None
 
     def config(self) -> str:
-        return "\n".join([
+        lines = [
             f"tickTime={self.tick_ms}", "initLimit=20", "syncLimit=10",
             f"dataDir={self.dir / 'data'}", f"clientPort={self.port}",
             "clientPortAddress=127.0.0.1", "maxClientCnxns=0", "admin.enableServer=false",
-            "4lw.commands.whitelist=srvr,ruok",
+            f"4lw.commands.whitelist={ZK_FOUR_LETTER}",
             # sessions of 2 ticks up to 60 s: the pool asks for its session-timeout
             f"minSessionTimeout={2 * self.tick_ms}", "maxSessionTimeout=60000",
-            "autopurge.snapRetainCount=3", "autopurge.purgeInterval=1",
-        ]) + "\n"  # fmt: skip
+        ]  # fmt: skip
+        if self.durable:
+            lines += ["autopurge.snapRetainCount=3", "autopurge.purgeInterval=1"]
+        else:
+            lines += ["preAllocSize=4096", "snapCount=20000", "forceSync=no"]
+        for sid, peer, election in self.peers:
+            lines.append(f"server.{sid}=127.0.0.1:{peer}:{election}")
+        if self.peers:
+            lines.append("cnxTimeout=1000")
+        if self.tls is not None:
+            t = self.tls
+            lines += [
+                f"secureClientPort={self.secure_port}", "secureClientPortAddress=127.0.0.1",
+                "serverCnxnFactory=org.apache.zookeeper.server.NettyServerCnxnFactory",
+                f"ssl.keyStore.location={t.keystore}", f"ssl.keyStore.password={t.password}",
+                "ssl.keyStore.type=PKCS12", f"ssl.trustStore.location={t.truststore}",
+                f"ssl.trustStore.password={t.password}", "ssl.trustStore.type=PKCS12",
+                f"ssl.clientAuth={t.client_auth}",
+            ]  # fmt: skip
+        return "\n".join(lines) + "\n"
 
-    def start(self, timeout: float = 60) -> ZooKeeperServer:
+    def prepare(self) -> None:
+        """Ports (free ones if 0), data directory, myid and zoo.cfg (0600: TLS store
+        passwords), without starting anything."""
         if why := zookeeper_unavailable():
             raise LocalServiceError(f"ZooKeeper cannot run: {why}")
-        (self.dir / "data").mkdir(parents=True, exist_ok=True)
+        self.port = self.port or free_port()
+        if self.tls is not None:
+            self.secure_port = self.secure_port or free_port()
+        (self.dir / "data").mkdir(parents=True, exist_ok=True, mode=0o700)
+        if self.myid:
+            (self.dir / "data" / "myid").write_text(f"{self.myid}\n")
+        fd = os.open(self.config_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(self.config())
+
+    def start(self, timeout: float = 60) -> ZooKeeperServer:
+        """Start a standalone server and wait until it serves (picks another free port
+        if the one picked was taken meanwhile)."""
         for attempt in range(3):  # a free port can be taken between picking and binding
-            port = self.port
-            self.port = port or free_port()
-            self.config_path.write_text(self.config())
+            port, secure = self.port, self.secure_port
+            self.prepare()
             proc = self.spawn()
             try:
                 _wait(proc, self.serving, timeout, "zookeeper", self.log_path)
             except LocalServiceError:
                 self.stop()
-                if port or attempt == 2 or "Address already in use" not in _tail(self.log_path):
+                taken = "Address already in use" in _tail(self.log_path)
+                if port or secure or attempt == 2 or not taken:
                     raise
-                self.port = 0
+                self.port, self.secure_port = 0, 0
                 continue
             return self
         raise AssertionError("unreachable")  # pragma: no cover
 
     def spawn(self) -> subprocess.Popen[bytes]:
-        """Start the server on its config (written by :meth:`start`), without waiting."""
+        """Start the server on its config (written by :meth:`prepare`), without waiting."""
+        jars = [ZK_JARS / j for j in ZK_CLASSPATH]
+        jars += [ZK_JARS / j for j in ZK_NETTY_JARS if (ZK_JARS / j).exists()]
         argv = [
-            shutil.which("java") or JAVA, "-Xmx256m", "-Xss512k", "-XX:+UseSerialGC",
-            "-XX:TieredStopAtLevel=1", "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
+            shutil.which("java") or JAVA, f"-Xmx{self.heap_mb}m", "-Xss512k",
+            "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
+            "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
             "-Dorg.slf4j.simpleLogger.showDateTime=true", "-Dzookeeper.admin.enableServer=false",
-            "-cp", ":".join(str(ZK_JARS / j) for j in ZK_CLASSPATH),
+            "-cp", ":".join(str(j) for j in jars),
             "org.apache.zookeeper.server.quorum.QuorumPeerMain", str(self.config_path),
         ]  # fmt: skip
         with open(self.log_path, "ab") as log:
@@ -467,17 +561,80 @@ class ZooKeeperServer:
             )  # fmt: skip
         return self.proc
 
+    def mode(self) -> str:
+        """``standalone``, ``leader``, ``follower`` (``srvr``); '' while not serving."""
+        for line in zk_four_letter(self.port, "srvr", 1.0).splitlines():
+            if line.startswith("Mode:"):
+                return line.split(":", 1)[1].strip()
+        return ""
+
     def serving(self) -> bool:
-        """The server answers ``srvr`` as a standalone server (or quorum member)."""
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
-                s.sendall(b"srvr")
-                data = b""
-                while chunk := s.recv(4096):
-                    data += chunk
-        except OSError:
-            return False
-        return b"Mode: standalone" in data or b"Mode: leader" in data
+        """The server answers as a standalone server or a member of a quorum."""
+        return self.mode() in ("standalone", "leader", "follower")
+
+    def log_tail(self, size: int = 3000) -> str:
+        return _tail(self.log_path, size)
+
+    def kill(self) -> None:
+        """kill -9 this server (by its PID)."""
+        stop_pid(self.proc, signal.SIGKILL, 10)
 
     def stop(self, timeout: float = 15) -> None:
         stop_pid(self.proc, signal.SIGTERM, timeout)
+
+
+class ZooKeeperEnsemble:
+    """``size`` ZooKeeper servers on loopback forming one quorum, each in
+    ``directory/zkN``; :meth:`start` returns once one leads and the others follow."""
+
+    def __init__(self, directory: Path, size: int = 3, tick_ms: int = 500, **kw: Any) -> None:
+        peers = [(i + 1, free_port(), free_port()) for i in range(size)]
+        self.servers = [
+            ZooKeeperServer(directory / f"zk{i + 1}", 0, tick_ms, myid=i + 1, peers=peers, **kw)
+            for i in range(size)
+        ]
+
+    @property
+    def hosts(self) -> str:
+        return ",".join(s.hosts for s in self.servers)
+
+    def leader(self) -> ZooKeeperServer:
+        for s in self.servers:
+            if s.mode() == "leader":
+                return s
+        raise LookupError("no ZooKeeper server says it leads (srvr)")
+
+    def modes(self) -> dict[int, str]:
+        return {s.myid: s.mode() for s in self.servers}
+
+    def wait_quorum(
+        self, timeout: float = 60, alive: Sequence[ZooKeeperServer] | None = None
+    ) -> None:
+        """Until one leader and every other live server following."""
+        live = list(alive) if alive is not None else self.servers
+        deadline = time.monotonic() + timeout
+        while True:
+            modes = [s.mode() for s in live]
+            if modes.count("leader") == 1 and modes.count("follower") == len(live) - 1:
+                return
+            for s in live:
+                if s.proc is not None and s.proc.poll() is not None:
+                    raise LocalServiceError(f"zookeeper {s.myid} exited: {s.log_tail(1500)}")
+            if time.monotonic() > deadline:
+                raise LocalServiceError(f"no ZooKeeper quorum within {timeout:g}s: {self.modes()}")
+            time.sleep(0.1)
+
+    def start(self, timeout: float = 60) -> ZooKeeperEnsemble:
+        try:
+            for s in self.servers:
+                s.prepare()
+                s.spawn()
+            self.wait_quorum(timeout)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        for s in self.servers:
+            s.stop()
