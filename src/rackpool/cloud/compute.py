@@ -253,12 +253,14 @@ class ComputeService:
                 )
             upd[cols[key]] = validation.positive_int(value, key, minimum=-1)
         with self._engine.begin() as conn:
-            if (
-                conn.execute(
-                    update(projects).where(projects.c.id == project_id).values(**upd)
-                ).rowcount
-                == 0
-            ):
+            # an empty quota_set changes nothing and answers the current quota (as Nova);
+            # an UPDATE with no column is not valid SQL on every engine
+            where = projects.c.id == project_id
+            if upd:
+                found = conn.execute(update(projects).where(where).values(**upd)).rowcount > 0
+            else:
+                found = conn.execute(select(projects.c.id).where(where)).first() is not None
+            if not found:
                 raise NotFound(f"project {project_id} not found")
             return self.quota(conn, project_id)
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import httpx
 import pytest
 from sqlalchemy import func, select
 from tests.functional.cloud.conftest import Raw
@@ -104,3 +107,46 @@ def test_quota_failure_writes_nothing(region: RegionHandle, raw: Raw, raw_admin:
         assert _counts(region) == before
     finally:
         raw_admin.put(f"/compute/v2.1/os-quota-sets/{pid}", json={"quota_set": {"instances": -1}})
+
+
+def test_an_empty_quota_set_changes_nothing_and_answers_the_quota(
+    raw_admin: Raw, conn: Any
+) -> None:
+    """Nova answers ``{"quota_set": {}}`` with the current quota; it was a 500 on
+    PostgreSQL (an UPDATE with no column), found by the heavy fuzz budget."""
+    pid = conn.current_project_id
+    path = f"/compute/v2.1/os-quota-sets/{pid}"
+    before = raw_admin.get(path).json()["quota_set"]
+    r = raw_admin.put(path, json={"quota_set": {}})
+    assert r.status_code == 200, r.text
+    assert {k: r.json()["quota_set"][k] for k in ("cores", "ram", "instances")} == {
+        k: before[k] for k in ("cores", "ram", "instances")
+    }
+    gone = raw_admin.put("/compute/v2.1/os-quota-sets/no-such-project", json={"quota_set": {}})
+    assert gone.status_code == 404 and "no-such-project" in gone.json()["itemNotFound"]["message"]
+
+
+AUTH_PATH = "/identity/v3/auth/tokens"
+SCOPE = {"project": {"name": "ci", "domain": {"name": "Default"}}}
+
+
+@pytest.mark.parametrize(
+    "identity",
+    [
+        {"methods": ["password"], "password": 4.283315673335868e16},
+        {"methods": ["password"], "password": ["user"]},
+        {"methods": ["password"], "password": {"user": "alice"}},
+        {"methods": "password", "password": {"user": {"name": "a", "password": "b"}}},
+        {"methods": 7, "password": {"user": {"name": "a", "password": "b"}}},
+        "kkkk",
+    ],
+    ids=["number", "list", "user-string", "methods-string", "methods-number", "string"],
+)
+def test_a_malformed_password_login_is_a_4xx_in_keystones_shape(
+    region: RegionHandle, identity: Any
+) -> None:
+    body = {"auth": {"identity": identity, "scope": SCOPE}}
+    r = httpx.post(region.url + AUTH_PATH, json=body, timeout=10)
+    assert r.status_code in (400, 401), r.text
+    err = r.json()["error"]
+    assert err["code"] == r.status_code and err["message"]

@@ -92,13 +92,17 @@ def _password_auth(body: Any) -> tuple[str, str, str]:
         ident = body["auth"]["identity"]
     except (KeyError, TypeError):
         raise BadRequest("Expecting to find auth.identity in the request body") from None
-    if not isinstance(ident, dict) or "password" not in (ident.get("methods") or []):
+    methods = ident.get("methods") if isinstance(ident, dict) else None
+    if not isinstance(methods, list) or "password" not in methods:
         raise Unauthorized("Only the password authentication method is supported.")
-    user = (ident.get("password") or {}).get("user") or {}
+    method = ident.get("password")
+    user = method.get("user") if isinstance(method, dict) else None
+    if not isinstance(user, dict):
+        raise BadRequest("Expecting to find auth.identity.password.user as an object")
     name, password = user.get("name") or user.get("id"), user.get("password")
     if not isinstance(name, str) or not isinstance(password, str):
         raise BadRequest("Expecting to find auth.identity.password.user.name and password")
-    scope = body["auth"].get("scope") or {}
+    scope = body["auth"].get("scope") if isinstance(body["auth"], dict) else None
     project = scope.get("project") if isinstance(scope, dict) else None
     if not isinstance(project, dict) or not (project.get("name") or project.get("id")):
         raise Unauthorized("A project scope is required: set auth.scope.project.name (or id).")
