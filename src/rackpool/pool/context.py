@@ -212,9 +212,20 @@ class Ctx:
             return made
 
     def save_request(self, request: NodeRequest) -> NodeRequest | None:
+        """Write a request (compare-and-set); None if someone else changed it first or,
+        for a request this launcher handles, its lock is no longer held (a stall past the
+        session: the launcher that took the request over writes it now)."""
+        locked = self.store.held("request", request.id)
         try:
-            return self.store.update_request(request)
+            return self.store.update_request(request, locked=locked)
         except StaleWrite:
+            return None
+        except LockLost:
+            log.warning(
+                "request %s: not written, its lock is no longer this launcher's",
+                request.id,
+                extra={"request_id": request.id, "event": "request_lost"},
+            )
             return None
 
 

@@ -166,7 +166,8 @@ class NodeWork:
         self.ctx.epochs.pop(node_id, None)
         node = self.ctx.nodes.get(node_id)
         log.warning(
-            "node %s is no longer this launcher's: %s",
+            "node %s: dropping the work in hand, its lock is not this launcher's (%s); "
+            "whoever holds the lock resumes it from the record",
             node_id,
             why,
             extra=ids(node, event="node_lost") if node else {"node_id": node_id},

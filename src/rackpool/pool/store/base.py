@@ -69,7 +69,9 @@ class Store(Protocol):
     # -- requests ----------------------------------------------------------------------
     def create_request(self, request: NodeRequest) -> NodeRequest: ...
 
-    def update_request(self, request: NodeRequest) -> NodeRequest: ...
+    def update_request(self, request: NodeRequest, locked: bool = False) -> NodeRequest:
+        """Compare-and-set as :meth:`update_node`; ``locked``: only while this launcher
+        holds the request's lock (else LockLost)."""
 
     def delete_request(self, request_id: str, version: int | None = None) -> None: ...
 

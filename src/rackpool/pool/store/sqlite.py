@@ -174,7 +174,8 @@ class SqliteStore:
         self._create("requests", request.id, request.to_dict())
         return request.evolve(version=1)
 
-    def update_request(self, request: NodeRequest) -> NodeRequest:
+    def update_request(self, request: NodeRequest, locked: bool = False) -> NodeRequest:
+        self._fenced("request", request.id, locked)
         return request.evolve(version=self._update("requests", request.id, request.to_dict()))
 
     def delete_request(self, request_id: str, version: int | None = None) -> None:

@@ -582,12 +582,17 @@ class ZooKeeperStore:
             self._held[("node", node.id)] = self._session
         return node.evolve(version=1)
 
+    def _lock_session(self, kind: LockKind, key: str, locked: bool) -> int | None:
+        """The session a write for locked work is bound to (None: not bound)."""
+        if not locked:
+            return None
+        session = self._held.get((kind, key))
+        if session is None or session != self._session:
+            raise LockLost(f"{kind} {key}: this launcher does not hold its lock")
+        return session
+
     def update_node(self, node: Node, locked: bool = False) -> Node:
-        session = None
-        if locked:
-            session = self._held.get(("node", node.id))
-            if session is None or session != self._session:
-                raise LockLost(f"node {node.id}: this launcher does not hold its lock")
+        session = self._lock_session("node", node.id, locked)
         try:
             version = self._update(self._nodes, node.id, node.to_dict(), session=session)
         except _SessionEnded:
@@ -650,8 +655,13 @@ class ZooKeeperStore:
         self._create(self._requests, request.id, request.to_dict(), None)
         return request.evolve(version=1)
 
-    def update_request(self, request: NodeRequest) -> NodeRequest:
-        return request.evolve(version=self._update(self._requests, request.id, request.to_dict()))
+    def update_request(self, request: NodeRequest, locked: bool = False) -> NodeRequest:
+        session = self._lock_session("request", request.id, locked)
+        try:
+            version = self._update(self._requests, request.id, request.to_dict(), session=session)
+        except _SessionEnded:
+            raise LockLost(f"request {request.id}: the session holding its lock ended") from None
+        return request.evolve(version=version)
 
     def delete_request(self, request_id: str, version: int | None = None) -> None:
         lock = self._held.get(("request", request_id))
@@ -759,10 +769,9 @@ class ZooKeeperStore:
         for a connection (a reconnect in the same session keeps the lock)."""
         deadline = time.monotonic() + wait
         path = self._lock_path(kind, key)
+        # half the session timeout asked for (kazoo does not expose what the server
+        # granted; a server whose maxSessionTimeout is below half of it is misconfigured)
         lease = self.session_timeout / 2
-        negotiated = getattr(self.client, "_session_timeout", None)  # ms, the server's
-        if isinstance(negotiated, int | float) and negotiated > 0:
-            lease = min(lease, negotiated / 2000)
         while True:
             session = self._held.get((kind, key))
             if self.closed or session is None or session != self._session:
