@@ -223,7 +223,9 @@ def ops_config(inv: Inventory, s: Secrets) -> OpsConfig:
     o = inv.ops
     data = {
         "index": {"path": f"{STATE}/ops/index", "max_age_days": o.max_age_days},
-        "shipper": {"files": [f"{LOGS}/*.jsonl"]},
+        # the daemons' JSON logs, and what the rackpool-* units wrote to the journal
+        # (a crash before logging was set up, systemd's lines about them)
+        "shipper": {"files": [f"{LOGS}/*.jsonl"], "journal": {}},
         "api": {
             "listen": "0.0.0.0",
             "port": o.api_port,
@@ -247,7 +249,7 @@ def shipper_config(inv: Inventory, host: str, s: Secrets) -> ShipConfig:
     data = {
         "ops": {"url": ops_url(inv), "token": token},
         "host": host,
-        "shipper": {"files": [f"{LOGS}/*.jsonl"]},
+        "shipper": {"files": [f"{LOGS}/*.jsonl"], "journal": {}},
         "state_dir": f"{STATE}/shipper",
         "log": {"json": True, "path": f"{LOGS}/shipper.jsonl"},
     }

@@ -5,7 +5,9 @@
 removed before each start) says ``shipping``: the ops API took a batch from it, so its URL
 and push token work. Exit 0 with the status as one JSON line; otherwise exit 1 with one
 line saying what the shipper reported last (``refused``: a wrong token, ``retrying``: the
-ops API unreachable, no file: the shipper is not running).
+ops API unreachable, no file: the shipper is not running). If the shipper cannot read
+the journal (``journal_error``), that is printed as a warning on stderr: the log files
+still reach the index, so it does not fail the check.
 """
 
 from __future__ import annotations
@@ -55,10 +57,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--timeout", type=float, default=120)
     args = ap.parse_args(argv)
     try:
-        print(json.dumps(wait_shipping(Path(args.status), args.timeout)))
+        status = wait_shipping(Path(args.status), args.timeout)
     except Unhealthy as exc:
         print(f"unhealthy: {exc}", file=sys.stderr)
         return 1
+    print(json.dumps(status))
+    if status.get("journal_error"):
+        print(f"warning: the shipper cannot read the journal: {status['journal_error']}",
+              file=sys.stderr)  # fmt: skip
     return 0
 
 

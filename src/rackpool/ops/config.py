@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import fnmatch
 import glob
+import re
 from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from rackpool.ops.wire import HOST
+
+_UNIT = re.compile(r"[A-Za-z0-9_*?\[\]][A-Za-z0-9@._*?\[\]:\\-]{0,255}")
 
 
 class _Model(BaseModel):
@@ -23,12 +26,48 @@ class IndexConfig(_Model):
     max_bytes: int | None = Field(None, gt=0, description="drop oldest days above this size")
 
 
+class JournalConfig(_Model):
+    """The systemd journal as a source (rackpool.ops.journal): what daemons wrote to
+    stderr before their logging was set up, and systemd's lines about their units."""
+
+    units: list[str] = Field(
+        default_factory=lambda: ["rackpool-*"],
+        min_length=1,
+        description="journalctl --unit patterns",
+    )
+    directory: str | None = Field(
+        None,
+        description="a journal directory to read (journalctl --directory); default: "
+        "the system journal",
+    )
+    interval: float = Field(2.0, gt=0, le=3600, description="run journalctl at most this often")
+    cursor: str | None = Field(
+        None,
+        description="where the last shipped entry's cursor is kept; default: "
+        "journal-cursor.json beside the checkpoint",
+    )
+
+    @field_validator("units")
+    @classmethod
+    def _units(cls, v: list[str]) -> list[str]:
+        for unit in v:
+            if not _UNIT.fullmatch(unit):
+                raise ValueError(
+                    f"{unit[:60]!r} is not a unit name or pattern (e.g. 'rackpool-*', "
+                    "'rackpool-agent.service')"
+                )
+        return v
+
+
 class ShipperConfig(_Model):
     files: list[str] = Field(default_factory=list, description="log file globs to follow")
     poll_interval: float = Field(0.5, gt=0, le=60)
     checkpoint: str | None = Field(None, description="default: <index.path>/shipper.json")
     fields: dict[str, str | list[str]] = Field(
         default_factory=dict, description="fields added to every shipped line"
+    )
+    journal: JournalConfig | None = Field(
+        None, description="also ship the systemd journal's entries of these units"
     )
     own_log: bool = Field(
         True, description="also ship the daemon's own log.path when files do not match it"

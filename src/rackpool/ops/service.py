@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import secrets
 import signal
+import socket
 import threading
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from rackpool.ops.classify import Classifier
 from rackpool.ops.config import OpsConfig
 from rackpool.ops.failures import FailureStore
 from rackpool.ops.index.sqlite import SqliteIndex
+from rackpool.ops.journal import journal_source
 from rackpool.ops.shipper import CheckpointFile, Shipper
 from rackpool.ops.signatures import builtin_dir, load_signatures
 from rackpool.ops.tokens import load_or_create_secret, secret_file
@@ -84,6 +86,7 @@ def run(config: OpsConfig, *, stop: threading.Event | None = None) -> int:
         config.shipper.globs(config.log.path),
         CheckpointFile(checkpoint),
         fields=config.shipper.fields,
+        journal=journal_source(config.shipper, checkpoint, socket.gethostname(), clock),
     )
     token = config.api.push_token or secrets.token_urlsafe(24)
     deps = ApiDeps(

@@ -9,12 +9,14 @@ writing to a :class:`RemoteIndex` instead of a local one.
 for an operator; it is rewritten when the state changes and removed on a clean exit::
 
     {"url": "http://ops:8090", "host": "r1-c1", "state": "shipping", "error": null,
-     "since": 1733230000.5, "pid": 1234}
+     "since": 1733230000.5, "journal_error": null, "pid": 1234}
 
 ``state``: ``connecting`` (no answer from the API yet), ``shipping`` (the API took a
 batch: the URL and the host's ingest token work), ``retrying`` (the API is unreachable or
 failing; nothing is dropped), ``refused`` (the API said no: a wrong token, an ops host
-without ``/api/ingest``); ``error`` says why, without secrets.
+without ``/api/ingest``); ``error`` says why, without secrets. ``journal_error``: why
+the journal (``shipper.journal``) cannot be read now (journalctl missing or failing),
+else null.
 
 SIGTERM or SIGINT: stop reading, send what was read, save the checkpoint, exit 0.
 """
@@ -31,6 +33,7 @@ from rackpool.core.clock import Clock, SystemClock
 from rackpool.core.files import write_discovery
 from rackpool.core.logs import setup_logging
 from rackpool.ops.config import ShipConfig
+from rackpool.ops.journal import journal_source
 from rackpool.ops.remote import RemoteIndex, ShippingStopped
 from rackpool.ops.shipper import CheckpointFile, Shipper
 
@@ -46,18 +49,31 @@ class Status:
         self.clock = clock
         self.path = Path(config.state_dir) / STATUS_FILE
         self.lock = threading.Lock()
+        self.state: tuple[str, str | None, float] = ("connecting", None, clock.now())
+        self.journal_error: str | None = None
 
     def set(self, state: str, error: str | None) -> None:
         with self.lock:
-            write_discovery(
-                self.config.state_dir,
-                STATUS_FILE,
-                url=self.config.ops.url,
-                host=self.config.host,
-                state=state,
-                error=error,
-                since=self.clock.now(),
-            )
+            self.state = (state, error, self.clock.now())
+            self._write()
+
+    def journal(self, error: str | None) -> None:
+        with self.lock:
+            self.journal_error = error
+            self._write()
+
+    def _write(self) -> None:
+        state, error, since = self.state
+        write_discovery(
+            self.config.state_dir,
+            STATUS_FILE,
+            url=self.config.ops.url,
+            host=self.config.host,
+            state=state,
+            error=error,
+            since=since,
+            journal_error=self.journal_error,
+        )
 
     def remove(self) -> None:
         with self.lock:
@@ -102,6 +118,9 @@ def run(config: ShipConfig, *, stop: threading.Event | None = None) -> int:
         clock=clock,
         on_state=status.set,
     )
+    journal = journal_source(config.shipper, checkpoint_path(config), config.host, clock)
+    if journal is not None:
+        journal.on_trouble = status.journal
     shipper = Shipper(
         remote,
         config.shipper.globs(config.log.path),
@@ -109,6 +128,7 @@ def run(config: ShipConfig, *, stop: threading.Event | None = None) -> int:
         fields=config.shipper.fields,
         clock=clock,
         max_lines=config.batch_lines,
+        journal=journal,
     )
     log.info(
         "shipper starting: %s to %s as host %s",

@@ -27,7 +27,7 @@ import os
 import threading
 import zlib
 from collections import deque
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -37,6 +37,7 @@ from rackpool.core.clock import Clock, SystemClock
 from rackpool.core.files import write_private
 from rackpool.ops.index import DocSink, LogDoc
 from rackpool.ops.ingest import StreamRedactor, doc_from_line
+from rackpool.ops.journal import JournalSource
 
 log = logging.getLogger(__name__)
 READ_CHUNK = 8 * 1024 * 1024
@@ -141,6 +142,7 @@ class Shipper:
         clock: Clock | None = None,
         max_lines: int = 20000,
         max_poll_lines: int = 100_000,
+        journal: JournalSource | None = None,
     ) -> None:
         self.index = index
         self.globs = globs
@@ -151,7 +153,9 @@ class Shipper:
         self.max_poll_lines = max_poll_lines  # per file and poll, so no file starves others
         self._tails: dict[str, _Tail] = {}
         self._saved = checkpoints.load()
-        self._pending: deque[tuple[Future[int], _Tail, Position]] = deque()
+        self.journal = journal  # the systemd journal's entries too, if given
+        # each stored batch's future, and what to checkpoint once it is done
+        self._pending: deque[tuple[Future[int], Callable[[], None]]] = deque()
         self._stop: threading.Event | None = None  # run()'s: a poll stops reading early
 
     def paths(self) -> list[str]:
@@ -172,6 +176,7 @@ class Shipper:
                 if tail is None:
                     tail = self._tails[path] = _Tail(path, self._saved.get(path))
                 added += self._ship(tail)
+            added += self._ship_journal()
             self._flush()
         except BaseException:
             self._abandon()
@@ -275,19 +280,36 @@ class Shipper:
         source = f"{tail.path}#{pos.ino}-{fingerprint}"
         lines = _Lines(data[:end], pos.offset, self.max_lines)
         future = self.index.submit(lines.docs(source, self.clock.now(), self.fields, tail.stream))
-        tail.pos = Position(pos.ino, fingerprint, lines.offset)
-        self._pending.append((future, tail, tail.pos))
-        if len(self._pending) > 1:  # one batch is stored while the next is read
-            self._commit_oldest()
+        tail.pos = pos = Position(pos.ino, fingerprint, lines.offset)
+        self._queue(future, lambda: self._committed(tail, pos))
         return lines.count
 
-    def _commit_oldest(self) -> None:
-        future, tail, pos = self._pending[0]
-        future.result()
-        self._pending.popleft()
+    def _ship_journal(self) -> int:
+        journal = self.journal
+        if journal is None or self._stopping():
+            return 0
+        entries = journal.read(self.max_lines)
+        if not entries:
+            return 0
+        cursor = entries[-1].cursor
+        self._queue(self.index.submit(journal.docs(entries)), lambda: journal.commit(cursor))
+        return len(entries)
+
+    def _queue(self, future: Future[int], on_stored: Callable[[], None]) -> None:
+        self._pending.append((future, on_stored))
+        if len(self._pending) > 1:  # one batch is stored while the next is read
+            self._commit_oldest()
+
+    def _committed(self, tail: _Tail, pos: Position) -> None:
         tail.committed = pos
         self._saved[tail.path] = pos
         self.checkpoints.save(self._saved)
+
+    def _commit_oldest(self) -> None:
+        future, on_stored = self._pending[0]
+        future.result()
+        self._pending.popleft()
+        on_stored()
 
     def _flush(self) -> None:
         while self._pending:
@@ -295,7 +317,7 @@ class Shipper:
 
     def _abandon(self) -> None:
         """After a failure: checkpoint nothing more; read every file again from its checkpoint."""
-        for future, _, _ in self._pending:
+        for future, _ in self._pending:
             try:
                 future.result()
             except Exception:  # noqa: S112 - the first failure is the one reported
@@ -303,3 +325,5 @@ class Shipper:
         self._pending.clear()
         self.close()
         self._tails.clear()
+        if self.journal is not None:
+            self.journal.rewind()

@@ -80,6 +80,7 @@ def test_every_host_but_the_index_s_ships_its_logs_there(tmp_path: Path) -> None
         assert token_host(secret, cfg.ops.token.get_secret_value()) == name
         assert cfg.ops.token.get_secret_value() not in v["shown"]["shipper.yaml"]
         assert cfg.shipper.files == [f"{render.LOGS}/*.jsonl"]
+        assert cfg.shipper.journal is not None and cfg.shipper.journal.units == ["rackpool-*"]
         assert cfg.log.path == f"{render.LOGS}/shipper.jsonl"  # its own lines are shipped too
         assert ops.api.push_token not in v["shown"]["shipper.yaml"]
         assert "token: <secret>" in v["shown"]["shipper.yaml"]

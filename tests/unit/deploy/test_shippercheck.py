@@ -47,3 +47,15 @@ def test_unhealthy_is_one_line_with_the_shippers_last_word(
     err = capsys.readouterr().err
     assert err.startswith("unhealthy: the log shipper did not reach") and said in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_a_journal_it_cannot_read_is_a_warning_not_a_failure(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status = tmp_path / "shipper.json"
+    status.write_text(json.dumps({"url": "u", "state": "shipping",
+                                  "journal_error": "cannot run journalctl"}))  # fmt: skip
+    assert main(["--status", str(status), "--timeout", "1"]) == 0
+    out = capsys.readouterr()
+    assert json.loads(out.out)["state"] == "shipping"
+    assert out.err.strip() == "warning: the shipper cannot read the journal: cannot run journalctl"
