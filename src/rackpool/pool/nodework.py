@@ -82,6 +82,12 @@ class NodeFence:
 
     def check(self) -> None:
         if not self.ctx.store.owns("node", self.node_id):
+            log.warning(
+                "create for node %s not sent: its lock is not verified (store unreachable "
+                "or the lock lost)",
+                self.node_id,
+                extra={"node_id": self.node_id, "event": "create_fenced"},
+            )
             raise LockLost(f"node {self.node_id}: lock not verified, create not sent")
 
     def settle(self, external_id: str) -> Literal["ours", "adopted", "orphan"]:

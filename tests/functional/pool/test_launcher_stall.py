@@ -17,6 +17,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import json
+import logging
 import os
 import signal
 import threading
@@ -26,11 +27,14 @@ from typing import Any
 
 from kazoo.client import KazooClient
 from kazoo.exceptions import NoNodeError
-from tests.support.zookeeper import ZooKeeper, unique_chroot
+from tests.support.zookeeper import ZooKeeper, start_server, unique_chroot
+from tests.unit.pool.conftest import FakeWorld, fake_provider, pool_config
 
-from rackpool.core.clock import iterate_timeout
-from rackpool.pool.drivers.fake import SharedFakeCloud
-from rackpool.pool.model import META_NODE
+from rackpool.core.clock import iterate_timeout, wait_for
+from rackpool.pool.drivers.fake import FakeCloud, SharedFakeCloud
+from rackpool.pool.launcher import Launcher
+from rackpool.pool.model import META_NODE, NodeRequest
+from rackpool.pool.store.zookeeper import ZooKeeperStore
 
 from .ha import Churn, Launchers, check
 
@@ -239,3 +243,67 @@ def test_stalled_launcher_never_adds_a_second_server(
             c.close()
         if zk is not None:
             zk.close()
+
+
+class Events(logging.Handler):
+    """Log records' ``event`` fields, as the launcher emits them (its JSON log has them)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        event = getattr(record, "event", None)
+        if event:
+            self.seen.append(str(event))
+
+
+def test_no_create_is_sent_while_zookeeper_is_unreachable(tmp_path: Path) -> None:
+    """ZooKeeper goes away (kill -9) while a create is on its way: the launcher cannot
+    verify the node's lock (SUSPENDED), so the create is not sent. Once ZooKeeper is back
+    the launch resumes (looks for the server by node id, finds none, creates it): one
+    server, one create."""
+    zk = start_server(tmp_path / "zk")
+    world = FakeWorld()
+    cloud = world.clouds["f1"] = FakeCloud()
+    cfg = pool_config([fake_provider("f1", **{"create-delay": 0.5})], [{"name": "small"}])
+    events = Events()
+    logging.getLogger("rackpool.pool").addHandler(events)
+    launcher = None
+    try:
+        store = ZooKeeperStore(zk.hosts, unique_chroot(), session_timeout=10)
+        launcher = Launcher(cfg, store, adapter_factory=world.factory)
+        launcher.start()
+        req = launcher.submit(["small"])
+
+        def submitting() -> bool:
+            nodes = store.list_nodes()
+            machine = [((n.launch_state or {}).get("machine") or {}) for n in nodes]
+            return any(m.get("state") == "submitting" for m in machine)
+
+        wait_for(submitting, 10, "a create on its way")
+        assert not cloud.servers
+        zk.kill()
+        wait_for(lambda: not store.connected, 10, "the launcher to see ZooKeeper gone")
+        wait_for(
+            lambda: "create_fenced" in events.seen or cloud.calls.get("create", 0),
+            10,
+            "the create to reach its fence (or the cloud)",
+        )
+        assert cloud.calls.get("create", 0) == 0 and not cloud.servers, (
+            "a create was sent while the lock could not be verified"
+        )
+        zk.spawn()  # same port, same data
+        wait_for(zk.serving, 60, "ZooKeeper back")
+        done = wait_for(
+            lambda: (r := store.get_request(req.id)).done and r, 40, "the request fulfilled"
+        )
+        assert isinstance(done, NodeRequest) and done.state == "fulfilled"
+        assert cloud.calls["create"] == 1 and len(cloud.servers) == 1
+        assert store.get_node(done.nodes[0]).external_id in cloud.servers
+    finally:
+        logging.getLogger("rackpool.pool").removeHandler(events)
+        if launcher is not None:
+            launcher.stop(drain=0)
+            launcher.store.close()
+        zk.stop()
