@@ -10,6 +10,9 @@ Counted from the clouds' server lists (sampled from before the resume until ever
 settled: never two live servers tagged with one node id) and from the pool's and the
 clouds' records at the end (ha.check: 0 lost or failed requests, 0 nodes handed to two
 requests, 0 creates twice for one node, 0 leaked servers).
+
+And one launcher (in this process) whose ZooKeeper goes away while a create is on its
+way: no create is sent while the node's lock cannot be verified.
 """
 
 from __future__ import annotations
