@@ -105,15 +105,12 @@ def _ingest_host(request: Request, deps: ApiDeps) -> str:
             f"ingest token, bound to its name; {_MINT}"
         )
     host = token_host(deps.ingest_secret, given) if deps.ingest_secret else None
-    if host is not None:
-        request.state.ingest_host = host  # the request log names it
     if host is None:
-        what = (
-            "an ingest token of this ops daemon"
-            if looks_like_host_token(given)
-            else ("an ingest token")
+        ours = " of this ops daemon" if looks_like_host_token(given) else ""
+        raise Unauthorized(
+            f"the bearer token is not an ingest token{ours} (or its secret changed); {_MINT}"
         )
-        raise Unauthorized(f"the bearer token is not {what} (or its secret changed); {_MINT}")
+    request.state.ingest_host = host  # the request log names it
     return host
 
 
