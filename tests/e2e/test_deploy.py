@@ -13,12 +13,20 @@ in the hosts, on the rack's instance network), ``svc`` with the pool and the ops
    request, no instance lost or leaked, the nodes held across it answer with the same
    host keys after their agents were upgraded;
 5. a broken batch (a bad config for c1, the second host of the rollout) stops the
-   upgrade B → C naming the host, leaves c2 untouched, and ``--rollback`` restores c1.
+   upgrade B → C naming the host, leaves c2 untouched, and ``--rollback`` restores c1;
+6. ``--upgrade --drain`` of c1 while a node is held there: c1 is disabled (new nodes go
+   to c2, the held one keeps running) until the node is released, then upgraded,
+   enabled again, and it serves nodes; c1 is pruned to ``keep_versions: 1``;
+7. a ``--drain`` of c2, which an admin had disabled: upgraded, left disabled.
+
+Every upgrade's canary must land on its batch host (forced host), read from the
+health gate's "canary … ACTIVE on HOST (batch host NAME)" lines.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -145,6 +153,14 @@ def _instances(rack: Rack) -> set[str]:
     return set().union(*(rack.instances_on(c) for c in COMPUTES))
 
 
+CANARY = re.compile(r"canary \S+ ACTIVE on (\S+) \(batch host (\S+)\)")
+
+
+def _canaries(run: Any) -> list[tuple[str, str]]:
+    """(host the canary ran on, the batch host it was for), from the health gate's lines."""
+    return CANARY.findall(run.stdout)
+
+
 def test_4_rolling_upgrade_under_load_loses_nothing(rack: Rack) -> None:
     a, b = rack.versions[0], rack.versions[1]
     with rack.pool() as pool:
@@ -166,6 +182,8 @@ def test_4_rolling_upgrade_under_load_loses_nothing(rack: Rack) -> None:
         churn.stop.set()
         client.join(300)
         assert up.rc == 0, _fail_text(up)
+        # each batch's canary ran on that batch's host, not elsewhere in its zone
+        assert sorted(_canaries(up)) == [("r1-c1", "r1-c1"), ("r1-c2", "r1-c2")], _fail_text(up)
         assert churn.failed == [], churn.failed
         assert churn.done >= 2
         for name in rack.hosts.names:
@@ -225,6 +243,120 @@ def _servers_on_each_host(rack: Rack) -> set[str]:
         finally:
             for n in nodes:
                 rack.release(pool, n["id"])
+
+
+def _host_enabled(rack: Rack, name: str) -> bool:
+    admin = rack.region_admin()
+    try:
+        hosts = admin.get("/admin/v1/hosts").json()["hosts"]
+        return bool(next(h for h in hosts if h["name"] == name)["enabled"])
+    finally:
+        admin.close()
+
+
+def test_6_drain_upgrade_waits_for_the_hosts_instances(rack: Rack) -> None:
+    """``--upgrade --drain`` of c1 alone (``--limit``; to the version it runs: the drain,
+    the wait, the re-enable and the gate are what is tested, not a new venv)."""
+    with rack.pool() as pool:
+        nodes: list[dict[str, Any]] = []
+        held = None
+        try:
+            for _ in range(6):  # a node on r1-c1 to hold across the drain
+                nodes.append(rack.request_node(pool))
+                held = next((n for n in nodes if _node_host(rack, n) == "r1-c1"), None)
+                if held:
+                    break
+            assert held is not None, "no node landed on r1-c1 in 6 requests"
+            for n in nodes:
+                if n is not held:
+                    rack.release(pool, n["id"])
+            nodes = [held]
+            keys = rack.node_ssh(held, "cat /etc/ssh/ssh_host_*_key.pub")
+
+            installed = _installed(rack, "c1")
+            inv = rack.inventory(version=rack.running_version("c1"))
+            inv["health"]["drain_timeout"] = 600
+            inv["keep_versions"] = 1  # and prune c1 down to the current + 1 earlier version
+            rack.write_inventory(inv)
+            box: dict[str, Any] = {}
+            upgrade = threading.Thread(
+                target=lambda: box.update(run=rack.deploy("--upgrade", "--drain",
+                                                          "--limit", "r1-c1")),
+                daemon=True,
+            )  # fmt: skip
+            upgrade.start()
+            wait_for(lambda: not _host_enabled(rack, "r1-c1") or not upgrade.is_alive(), 600,
+                     "the drain to disable r1-c1")  # fmt: skip
+            assert upgrade.is_alive(), _fail_text(box.get("run"))
+            # while it waits: a new node goes to c2, the held one runs on, untouched
+            nodes.append(rack.request_node(pool))
+            assert _node_host(rack, nodes[-1]) == "r1-c2"
+            assert rack.node_ssh(held, "cat /etc/ssh/ssh_host_*_key.pub") == keys
+            assert upgrade.is_alive() and not _host_enabled(rack, "r1-c1")
+            # the drain ends when the node is released (the pool deletes its server)
+            rack.release(pool, held["id"])
+            nodes.remove(held)
+            upgrade.join(900)
+            assert not upgrade.is_alive(), "the drain upgrade did not finish within 15 min"
+            run = box["run"]
+            assert run.rc == 0, _fail_text(run)
+            assert "Drain r1-c1" in run.stdout and "Re-enable r1-c1" in run.stdout
+            assert _canaries(run) == [("r1-c1", "r1-c1")], _fail_text(run)
+            assert _host_enabled(rack, "r1-c1")
+            assert held["id"] not in {n["id"] for n in nodes}
+            # pruned: the running version and the most recently installed other one stay
+            running, left = rack.running_version("c1"), _installed(rack, "c1")
+            newest_other = sorted((v for v in installed if v != running),
+                                  key=lambda v: -installed[v])[:1]  # fmt: skip
+            assert set(left) == {running, *newest_other}, (installed, left)
+        finally:
+            for n in nodes:
+                rack.release(pool, n["id"])
+    # enabled again, c1 takes nodes
+    assert "r1-c1" in _servers_on_each_host(rack)
+
+
+def test_7_drain_leaves_a_host_an_admin_disabled_disabled(rack: Rack) -> None:
+    """An admin disabled c2 (say, a bad disk) before a ``--drain`` upgrade: it is drained
+    and upgraded but not re-enabled; its canary still runs there (forced host)."""
+    admin = rack.region_admin()
+    try:
+        rack.write_inventory(rack.inventory(version=rack.running_version("c2")))
+        assert admin.post("/admin/v1/hosts/r1-c2/disable").status_code == 200
+        try:
+            run = rack.deploy("--upgrade", "--drain", "--limit", "r1-c2")
+            assert run.rc == 0, _fail_text(run)
+            assert "r1-c2 was disabled before the drain (disable by admin)" in run.stdout
+            assert not _host_enabled(rack, "r1-c2")
+            assert _canaries(run) == [("r1-c2", "r1-c2")], _fail_text(run)
+        finally:
+            assert admin.post("/admin/v1/hosts/r1-c2/enable").status_code == 200
+    finally:
+        admin.close()
+
+
+def _installed(rack: Rack, name: str) -> dict[str, int]:
+    """Versions installed on host ``name`` → their install time (marker mtime)."""
+    out = (
+        rack.hosts.hosts[name].ssh("stat -c '%Y %n' /opt/rackpool/*/.installed", check=True).stdout
+    )
+    return {Path(p).parent.name: int(t) for t, p in (ln.split(" ", 1) for ln in out.splitlines())}
+
+
+def _node_host(rack: Rack, node: dict[str, Any]) -> str:
+    """The compute host of a pool node: its server's (the one with the node's address),
+    as the region's admin sees it."""
+    admin = rack.region_admin()
+    try:
+        r = admin.get("/compute/v2.1/servers/detail", params={"all_tenants": "1"})
+        r.raise_for_status()
+        for s in r.json()["servers"]:
+            addrs = {a["addr"] for net in (s.get("addresses") or {}).values() for a in net}
+            if node["interface_ip"] in addrs:
+                return str(s.get("OS-EXT-SRV-ATTR:host") or "")
+        return ""
+    finally:
+        admin.close()
 
 
 def test_module_budget(rack: Rack) -> None:

@@ -3,13 +3,17 @@
 ``python -m rackpool.deploy.hostcheck --config region.yaml --spec bootstrap.yaml ACTION``
 (the ``rackpool_agent`` role runs it delegated to the host's controller):
 
+- ``host --host H``: H as the region sees it now (registered, enabled, its
+  disabled reason, state), one JSON line (``--drain`` re-enables H afterwards only if
+  it was enabled before, or disabled by an earlier drain);
 - ``snapshot --host H``: the instances on host H now (id, status, address), one JSON line;
 - ``agent --host H [--before JSON]``: wait until H is up with a heartbeat newer than
   this check's start (the restarted agent registered and heartbeats); with ``--before``,
   every instance of the snapshot must still be ACTIVE on H (adopted, not lost) or
   deleted by its owner; prints their addresses, which the role checks for SSH from H;
-- ``canary-create --host H``: boot a server in H's availability zone and wait until it
-  is ACTIVE (prints id, host, address); ``canary-delete --id ID``: delete it, wait.
+- ``canary-create --host H``: boot a server forced onto H (Nova's admin-only
+  ``availability_zone: "ZONE:H"``), wait until it is ACTIVE on H (prints id, host,
+  address); ``canary-delete --id ID``: delete it, wait.
 
 Exit 0 when healthy; otherwise exit 1 with one line naming the host and what is wrong.
 """
@@ -101,6 +105,14 @@ def wait(what: str, timeout: float, check: Any, interval: float = 0.5) -> Any:
         time.sleep(interval)
 
 
+def host_state(region: Region, host: str) -> dict[str, Any]:
+    h = region.host(host)
+    if h is None:
+        return {"name": host, "registered": False, "enabled": False, "disabled_reason": None}
+    return {"name": host, "registered": True, "enabled": bool(h["enabled"]),
+            "disabled_reason": h.get("disabled_reason"), "state": h["state"]}  # fmt: skip
+
+
 def snapshot(region: Region, host: str) -> list[dict[str, Any]]:
     return [
         {"id": s["id"], "status": s["status"], "address": address(s)}
@@ -145,7 +157,8 @@ def check_agent(region: Region, host: str, timeout: float, before: list[dict[str
 
 
 def canary_create(region: Region, host: str, timeout: float) -> str:
-    """Boot a canary in ``host``'s availability zone; print its id, host and address."""
+    """Boot a canary forced onto ``host`` (``ZONE:HOST``, as the region's admin), so it
+    proves that host works and not another of its zone; print its id, host, address."""
     h = region.host(host)
     if h is None:
         raise Unhealthy(f"host {host} is not registered")
@@ -156,7 +169,7 @@ def canary_create(region: Region, host: str, timeout: float) -> str:
     flavor = next((f for f in flavors if f["name"] == "m1.tiny"), flavors[0])
     body = {"server": {"name": f"rackpool-canary-{host}", "imageRef": images[0]["id"],
                        "flavorRef": flavor["id"], "networks": "auto",
-                       "availability_zone": h["availability_zone"],
+                       "availability_zone": f"{h['availability_zone']}:{host}",
                        "metadata": {"rackpool_canary": host}}}  # fmt: skip
     r = region.http.post("/compute/v2.1/servers", json=body)
     if r.status_code >= 400:
@@ -179,7 +192,11 @@ def canary_create(region: Region, host: str, timeout: float) -> str:
         region.http.delete(f"/compute/v2.1/servers/{sid}")
         raise
     s = region.server(sid) or {}
-    return json.dumps({"id": sid, "host": s.get("OS-EXT-SRV-ATTR:host"), "address": address(s)})
+    landed = s.get("OS-EXT-SRV-ATTR:host")
+    if landed != host:
+        region.http.delete(f"/compute/v2.1/servers/{sid}")
+        raise Unhealthy(f"canary for {host} was placed on {landed}, not on {host}")
+    return json.dumps({"id": sid, "host": landed, "address": address(s)})
 
 
 def canary_delete(region: Region, sid: str, timeout: float) -> str:
@@ -210,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--config", required=True, help="region.yaml")
     ap.add_argument("--spec", required=True, help="bootstrap.yaml (the admin password)")
     sub = ap.add_subparsers(dest="action", required=True)
-    for name in ("snapshot", "agent", "canary-create", "canary-delete"):
+    for name in ("host", "snapshot", "agent", "canary-create", "canary-delete"):
         p = sub.add_parser(name)
         p.add_argument("--host", required=name != "canary-delete")
         p.add_argument("--id", required=name == "canary-delete")
@@ -220,7 +237,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     try:
         region = connect(args.config, args.spec, 60)
-        if args.action == "snapshot":
+        if args.action == "host":
+            print(json.dumps(host_state(region, args.host)))
+        elif args.action == "snapshot":
             print(json.dumps(snapshot(region, args.host)))
         elif args.action == "agent":
             print(check_agent(region, args.host, args.timeout, json.loads(args.before)))
