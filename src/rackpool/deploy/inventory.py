@@ -226,6 +226,13 @@ class Inventory(_Strict):
     python: str = Field("/usr/bin/python3", description="the hosts' Python 3.11+")
     ssh: SshDefaults = Field(default_factory=lambda: SshDefaults.model_validate({}))
     apt_update: bool = Field(False, description="refresh apt's cache before installing")
+    keep_versions: int = Field(
+        3,
+        ge=1,
+        le=100,
+        description="earlier versions kept installed on each host besides the running "
+        "one (rollback targets); each deploy removes older ones",
+    )
     health: HealthSpec = Field(default_factory=lambda: HealthSpec.model_validate({}))
     regions: list[RegionSpec] = Field(min_length=1)
     pool: PoolService | None = None

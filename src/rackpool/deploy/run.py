@@ -132,11 +132,14 @@ def prepare(opts: DeployOptions, build_wheels: bool = True) -> Prepared:
         "rackpool_canary": inv.health.canary,
         "rackpool_reach": inv.health.reach,
         "rackpool_drain_timeout": inv.health.drain_timeout,
+        "rackpool_keep_versions": inv.keep_versions,
         "rackpool_root": render.ROOT,
         "rackpool_state": render.STATE,
         "rackpool_logs": render.LOGS,
     }
     versions = Versions(state / "versions.yaml")
+    # never pruned from the hosts: what ran last and the rollback target
+    extra["rackpool_protect_versions"] = [v for v in (versions.deployed, versions.previous) if v]
     if opts.rollback:
         target = opts.version or versions.previous
         if not target:
