@@ -128,7 +128,7 @@ class _Ingest:
         batch = parse_ingest(parse_json(raw))
         if batch.host != host:
             raise Forbidden(
-                f"this ingest token is host {host!r}'s: it cannot send lines of host "
+                f"this ingest token is for host {host!r}: it cannot send lines of host "
                 f"{batch.host!r}; ship them from that host with its own token"
             )
         source = batch.stream
