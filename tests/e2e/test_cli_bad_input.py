@@ -37,6 +37,7 @@ FILE_COMMANDS = {
     "pool-serve": ["pool", "serve", "--config", "{f}"],
     "ops-serve": ["ops", "serve", "--config", "{f}"],
     "ops-ship": ["ops", "ship", "--config", "{f}"],
+    "ops-ship-token": ["ops", "ship-token", "--config", "{f}", "c1"],
     "bugs-check": ["bugs", "check", "{f}", "--url", "http://127.0.0.1:9"],
     "config-validate": ["config", "validate", "{f}"],
 }
@@ -47,6 +48,7 @@ NONSENSE = {
     "missing-action": ["cloud"],
     "missing-config": ["cloud", "serve"],
     "ship-missing-config": ["ops", "ship"],
+    "ship-token-missing-host": ["ops", "ship-token", "--config", "o.yaml"],
     "int-not-int": ["node", "request", "default", "--priority", "high"],
     "float-not-float": ["node", "request", "default", "--timeout", "soon"],
     "limit-not-int": ["logs", "search", "x", "--limit", "1e999"],
