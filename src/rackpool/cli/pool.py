@@ -75,16 +75,47 @@ def _hold(args: argparse.Namespace) -> int:
     return 0
 
 
+def _used(used: Any, limit: Any) -> str:
+    return f"{used}/{'unlimited' if limit is None or limit < 0 else limit}"
+
+
+def quota_column(p: dict[str, Any]) -> str:
+    """``instances 3/10 cores 6/20 ram 2048/51200`` (RAM in MiB) as the pool counts
+    them, then each pool's own caps (``main max-servers 3/8``); an older pool's answer
+    without these fields reads as not read."""
+    q = p.get("quota")
+    if not q:
+        parts = ["quota not read yet"]
+    elif q.get("hosts") is not None:  # static: one node per host, nothing else counted
+        parts = [f"hosts {_used(q['instances']['in_use'], q['hosts'])}"]
+    else:
+        parts = []
+        for key in ("instances", "cores", "ram"):
+            f = q[key]
+            if key == "instances" or f["limit"] >= 0 or f["in_use"]:
+                parts.append(f"{key} {_used(f['in_use'], f['limit'])}")
+    for cap in p.get("caps") or ():
+        for key, used in (("servers", "instances"), ("cores", "cores"), ("ram", "ram")):
+            if cap.get(f"max_{key}") is not None:
+                parts.append(f"{cap['pool']} max-{key} {_used(cap[used], cap[f'max_{key}'])}")
+    return " ".join(parts)
+
+
 def _providers(args: argparse.Namespace) -> int:
     provs = _client(args).providers()
     if args.json:
         _print(provs)
         return 0
-    for p in provs:
+    quotas = [quota_column(p) for p in provs]
+    width = max([len("QUOTA (USED/LIMIT)"), *(len(q) for q in quotas)])
+    print(f"{'NAME':<20} {'DRIVER':<10} {'REGION':<12} {'NODES':>5}  "
+          f"{'QUOTA (USED/LIMIT)':<{width}}  HEALTH")  # fmt: skip
+    for p, quota in zip(provs, quotas, strict=True):
         state = "paused" if p["paused"] else ("in service" if p["in_service"] else "OUT OF SERVICE")
         extra = f" ({p['reason']})" if p["reason"] else ""
         print(
-            f"{p['name']:<20} {p['driver']:<10} {p['region']:<12} {p['nodes']:>4} nodes  {state}{extra}"
+            f"{p['name']:<20} {p['driver']:<10} {p['region']:<12} {p['nodes']:>5}  "
+            f"{quota:<{width}}  {state}{extra}"
         )
     return 0
 
@@ -151,7 +182,9 @@ def register(sub: Any) -> None:
 
     prov = sub.add_parser("provider", help="list, pause and resume pool providers")
     vsub = prov.add_subparsers(dest="provider_command", metavar="ACTION", required=True)
-    pl = vsub.add_parser("list", help="providers with health and pause state")
+    pl = vsub.add_parser(
+        "list", help="providers with quota and usage (as the pool counts), health, pause state"
+    )
     pl.add_argument("--json", action="store_true")
     _where(pl)
     pl.set_defaults(handler=_providers)

@@ -32,7 +32,7 @@ from rackpool.pool.context import Ctx, ids
 from rackpool.pool.errors import InvalidTransition, LaunchError, StaleWrite
 from rackpool.pool.keyscan import Keyscanner, SshKeyscan
 from rackpool.pool.metrics import PoolMetrics
-from rackpool.pool.model import Node, NodeRequest, ProviderStatus
+from rackpool.pool.model import Node, NodeRequest, PoolCap, ProviderQuota, ProviderStatus
 from rackpool.pool.nodework import NodeWork
 from rackpool.pool.provider import HOLDING, AdapterFactory, ProviderRuntime, default_adapter
 from rackpool.pool.scheduler import Scheduler
@@ -351,6 +351,8 @@ class Launcher:
                 nodes=sum(1 for n in nodes if n.provider == p.name),
                 priority=p.config.priority,
                 quota_known=p.quota_known,
+                quota=_quota(p, nodes),
+                caps=_caps(p, nodes),
             )
             for p in self.providers.values()
         }
@@ -365,3 +367,45 @@ class Launcher:
             if value:
                 return value
         raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _holding(prov: ProviderRuntime, nodes: list[Node]) -> list[Node]:
+    """The provider's nodes that hold cloud resources: what its quota counts."""
+    return [n for n in nodes if n.provider == prov.name and str(n.state) in HOLDING]
+
+
+def _quota(prov: ProviderRuntime, nodes: list[Node]) -> ProviderQuota | None:
+    """The provider's limits and usage as the pool counts them (``headroom_ok``): its
+    nodes in the store by what their labels need, plus the servers without our tag."""
+    limits, limits_at, listed_at = prov.limits, prov.limits_read_at, prov.listing_read_at
+    if not prov.quota_known or limits is None or limits_at is None or listed_at is None:
+        return None
+    hosts = None
+    if prov.driver == "static":
+        pools = getattr(prov.config, "pools", [])
+        hosts = len({h.name for pool in pools for h in getattr(pool, "nodes", [])})
+    ours = prov.nodes_use(_holding(prov, nodes))
+    return ProviderQuota.of(limits, ours, prov.unmanaged, limits_at, listed_at, hosts)
+
+
+def _caps(prov: ProviderRuntime, nodes: list[Node]) -> tuple[PoolCap, ...]:
+    """The provider's pools that set max-servers/max-cores/max-ram, each with what this
+    pool's nodes of its labels take (a label counts in the first pool offering it)."""
+    holding = _holding(prov, nodes)
+    caps = []
+    for pool in getattr(prov.config, "pools", []):
+        if pool.max_servers is None and pool.max_cores is None and pool.max_ram is None:
+            continue
+        used = prov.nodes_use(n for n in holding if prov.label_pool.get(n.label) is pool)
+        caps.append(
+            PoolCap(
+                pool.name,
+                pool.max_servers,
+                pool.max_cores,
+                pool.max_ram,
+                int(used.instances),
+                int(used.cores),
+                int(used.ram),
+            )  # fmt: skip
+        )
+    return tuple(caps)

@@ -168,6 +168,71 @@ class Resources:
         return Resources(inf, inf, inf)
 
 
+UNLIMITED = -1  # a limit that is not one, as Nova writes it
+
+
+def _count(value: float) -> int:
+    """A resource count for JSON: infinity (no limit) as -1, like Nova's quota sets."""
+    return UNLIMITED if value == float("inf") else int(round(value))
+
+
+@dataclass(frozen=True)
+class QuotaFigure:
+    """One resource of a provider's quota as the pool counts it against the limit."""
+
+    limit: int  # the provider's limit; -1: unlimited
+    in_use: int  # pool + other: what the pool counts as taken
+    pool: int  # this pool's nodes (every launcher's), by what their label needs
+    other: int  # servers in the project without this pool's tag (as last listed)
+
+
+@dataclass(frozen=True)
+class ProviderQuota:
+    """The provider's limits and usage as the pool last read them (this launcher's view).
+
+    Published only once both were read (``quota_known``); RAM is in MiB."""
+
+    instances: QuotaFigure
+    cores: QuotaFigure
+    ram: QuotaFigure
+    limits_read_at: float  # wall clock: the limits' answer arrived (refreshed every quota-refresh)
+    usage_read_at: float  # wall clock: the server list (other servers) arrived (cleanup-interval)
+    hosts: int | None = None  # static providers: the hosts (one node each); else None
+
+    @classmethod
+    def of(
+        cls,
+        limits: Resources,
+        pool: Resources,
+        other: Resources,
+        limits_read_at: float,
+        usage_read_at: float,
+        hosts: int | None = None,
+    ) -> ProviderQuota:
+        def figure(key: str) -> QuotaFigure:
+            mine, theirs = _count(getattr(pool, key)), _count(getattr(other, key))
+            return QuotaFigure(_count(getattr(limits, key)), mine + theirs, mine, theirs)
+
+        return cls(
+            figure("instances"), figure("cores"), figure("ram"),
+            limits_read_at, usage_read_at, hosts,
+        )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class PoolCap:
+    """A provider pool's own caps (``max-servers``/``max-cores``/``max-ram``, None when
+    not set) and what this pool's nodes of its labels take of them."""
+
+    pool: str
+    max_servers: int | None
+    max_cores: int | None
+    max_ram: int | None  # MiB
+    instances: int
+    cores: int
+    ram: int
+
+
 @dataclass(frozen=True)
 class ProviderStatus:
     """What ``rackpool provider list`` shows."""
@@ -182,6 +247,8 @@ class ProviderStatus:
     nodes: int
     priority: int
     quota_known: bool  # limits and usage read: the provider can launch (rackpool up waits)
+    quota: ProviderQuota | None = None  # None until quota_known
+    caps: tuple[PoolCap, ...] = ()  # its pools that set a max-*
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -88,6 +88,9 @@ class ProviderRuntime:
         self.unmanaged = Resources()
         self.listing: list[Instance] | None = None
         self.listing_seq = 0
+        # wall-clock times the last limits and server list arrived (provider status)
+        self.limits_read_at: float | None = None
+        self.listing_read_at: float | None = None
         self._limits_at = -1e18
         self._list_at = -1e18
         self._limits_call: Call | None = None
@@ -166,12 +169,18 @@ class ProviderRuntime:
             return False
         if not self.quota_known or self.limits is None:
             return False  # no launches on guesses: first learn limits and usage
-        total = self.unmanaged
-        for n in ours:
-            total = total + self.need(n.label)
+        total = self.unmanaged + self.nodes_use(ours)
         for lab in planned:
             total = total + self.need(lab)
         return total_fits(self.limits, total)
+
+    def nodes_use(self, nodes: Iterable[Node]) -> Resources:
+        """What ``nodes`` take of the provider's quota, as the pool counts it: each by
+        what its label needs (a flavor's vCPUs and RAM; 1 instance until known)."""
+        total = Resources()
+        for n in nodes:
+            total = total + self.need(n.label)
+        return total
 
     def quota_error(self) -> None:
         """The cloud said no: trust our numbers less, refresh them, back off briefly."""
@@ -218,9 +227,11 @@ class ProviderRuntime:
             setattr(self, attr, None)
             if attr == "_list_call":
                 self._take_listing(value)
+                self.listing_read_at = self.clock.now()
                 events.append(("listed", value))
             else:
                 self.limits, self.label_res = value
+                self.limits_read_at = self.clock.now()
                 events.append(("ok", None))
         return events
 

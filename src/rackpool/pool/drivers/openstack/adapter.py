@@ -117,6 +117,7 @@ class OpenStackAdapter(Adapter):
         self._conn: Any = None
         self._conn_lock = threading.Lock()
         self._flavors: dict[str, Any] = {}
+        self._sizes: dict[str, tuple[int, int]] = {}  # flavor id -> (vCPUs, RAM MiB)
         self._images: dict[str, str] = {}
 
     # -- connection (lazy, in an executor thread) ------------------------------------
@@ -155,7 +156,25 @@ class OpenStackAdapter(Adapter):
             if flavor is None:
                 raise LaunchError(f"flavor {name!r} not found in cloud {self.provider.cloud}")
             self._flavors[name] = flavor
+            self._sizes[str(flavor.id)] = (flavor.vcpus or 0, flavor.ram or 0)
         return self._flavors[name]
+
+    def _size(self, flavor: Any) -> Resources:
+        """What a server takes of the quota. Before compute microversion 2.47 a server
+        names only its flavor's id (a rackpool region does): look it up once per id, so
+        servers that are not ours count their vCPUs and RAM as the cloud counts them."""
+        vcpus, ram, fid = flavor.get("vcpus"), flavor.get("ram"), flavor.get("id")
+        if not vcpus and not ram and fid:  # (openstacksdk makes the missing sizes 0)
+            if str(fid) not in self._sizes:
+                from openstack import exceptions
+
+                try:
+                    found = self.conn.compute.get_flavor(fid)
+                    self._sizes[str(fid)] = (found.vcpus or 0, found.ram or 0)
+                except exceptions.NotFoundException:  # deleted: Nova counts what it was
+                    self._sizes[str(fid)] = (0, 0)
+            vcpus, ram = self._sizes[str(fid)]
+        return Resources(1, vcpus or 0, ram or 0)
 
     def _image(self, name: str) -> str:
         if name not in self._images:
@@ -178,7 +197,6 @@ class OpenStackAdapter(Adapter):
                     v4 = v4 or a.get("addr", "")
         public = server.access_ipv4 or v4
         status = {"ACTIVE": "active", "ERROR": "error"}.get(server.status or "", "building")
-        flavor = server.flavor or {}
         # a cloud's fault text is untrusted: it goes into node records and the public logs
         fault = untrusted_text((server.fault or {}).get("message", "")) if status == "error" else ""
         return Instance(
@@ -191,7 +209,7 @@ class OpenStackAdapter(Adapter):
             private_ipv4=private,
             public_ipv6=server.access_ipv6 or v6,
             az=server.availability_zone or "",
-            resources=Resources(1, flavor.get("vcpus") or 0, flavor.get("ram") or 0),
+            resources=self._size(server.flavor or {}),
             fault=fault,
         )
 
