@@ -67,8 +67,9 @@ def build_wheel(out: Path) -> Path:
     return next(out.glob(f"rackpool-{checkout_version()}-*.whl"))
 
 
-def reversion_wheel(wheel: Path, version: str) -> Path:
-    """``wheel`` as version ``version``: the same code, a different version everywhere."""
+def reversion_wheel(wheel: Path, version: str, extra: dict[str, bytes] | None = None) -> Path:
+    """``wheel`` as version ``version``: the same code, a different version everywhere
+    (plus the ``extra`` files, e.g. a database migration only this version has)."""
     old = wheel.name.split("-")[1]
     files: dict[str, bytes] = {}
     with zipfile.ZipFile(wheel) as z:
@@ -76,6 +77,7 @@ def reversion_wheel(wheel: Path, version: str) -> Path:
             files[name.replace(f"rackpool-{old}.dist-info/", f"rackpool-{version}.dist-info/")] = (
                 z.read(name)
             )
+    files.update(extra or {})
     info = f"rackpool-{version}.dist-info"
     meta = files[f"{info}/METADATA"].decode()
     files[f"{info}/METADATA"] = meta.replace(

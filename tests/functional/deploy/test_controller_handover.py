@@ -10,6 +10,7 @@ re-versioned (tests/support/deploy_rack.py).
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -25,6 +26,8 @@ import pytest
 import yaml
 from tests.support.deploy_rack import DeployRun, build_wheel, checkout_version, reversion_wheel
 from tests.support.testhosts import HostSet, test_hosts
+
+from rackpool.deploy import schema
 
 pytestmark = [pytest.mark.root]
 
@@ -180,5 +183,79 @@ def test_upgrade_and_rollback_hand_the_port_over(controller: Controller) -> None
     assert controller.unit_state(a) == ("active", "enabled")
     assert controller.unit_state(b) == ("inactive", "disabled")
 
+    settled = controller.deploy(a)
+    assert settled.summary["changed"] == 0, settled.stdout[-3000:]
+
+
+MIGRATION = b'''"""Only in the test's newer version: a table the rollback must take away."""
+import sqlalchemy as sa
+from alembic import op
+
+revision = "{rev}"
+down_revision = "{down}"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table("rollback_probe", sa.Column("id", sa.Integer, primary_key=True))
+
+
+def downgrade() -> None:
+    op.drop_table("rollback_probe")
+'''
+
+
+@pytest.mark.timeout(1800)
+def test_rollback_undoes_the_newer_versions_migration(controller: Controller) -> None:
+    """Upgrade to a version with one more Alembic migration, roll back: the database is
+    at the older version's revision again (the newer version's code downgraded it) and
+    the older controller serves."""
+    a = controller.versions[0]
+    head = schema.head()
+    rev = f"{int(head) + 1:04d}"
+    newer = f"{a}.post3"
+    wheel = next(controller.wheels.glob(f"rackpool-{a}-*.whl"))
+    extra = {
+        f"rackpool/cloud/migrations/versions/{rev}_rollback_probe.py": MIGRATION.replace(
+            b"{rev}", rev.encode()
+        ).replace(b"{down}", head.encode())
+    }
+    reversion_wheel(wheel, newer, extra)
+
+    def revision(version: str) -> str:
+        out = controller.ssh(
+            f"/opt/rackpool/{version}/bin/python -m rackpool.deploy.schema current "
+            f"--config /opt/rackpool/{version}/etc/region.yaml"
+        )
+        return str(json.loads(out)["current"])
+
+    def tables(version: str) -> str:
+        """The region database's tables, read on the host (SQLite, as region.yaml says)."""
+        return controller.ssh(
+            f"/opt/rackpool/{version}/bin/python - <<'EOF'\n"
+            "import yaml, sqlalchemy as sa\n"
+            "from rackpool.cloud.config import load_region_config\n"
+            f"cfg = load_region_config('/opt/rackpool/{version}/etc/region.yaml')\n"
+            "print(sorted(sa.inspect(sa.create_engine(cfg.database_url())).get_table_names()))\n"
+            "EOF"
+        )
+
+    controller.deploy(a)  # A runs (a no-op if the other test left it so)
+    assert revision(a) == head
+    up = controller.deploy(a, "--upgrade", "--version", newer)
+    assert up.rc == 0
+    assert revision(newer) == rev
+    assert "rollback_probe" in tables(newer)
+
+    back = controller.deploy(a, "--rollback")
+    assert f"Downgrade the database to {head}" in back.stdout, back.stdout[-3000:]
+    assert controller.ssh("readlink /opt/rackpool/current") == f"/opt/rackpool/{a}"
+    assert revision(a) == head
+    assert "rollback_probe" not in tables(a)
+    assert controller.unit_state(a) == ("active", "enabled")
+    assert controller.unit_state(newer) == ("inactive", "disabled")
+    assert httpx.get(controller.url + "/", timeout=10, trust_env=False).status_code == 200
+    # and a deploy of A afterwards changes nothing
     settled = controller.deploy(a)
     assert settled.summary["changed"] == 0, settled.stdout[-3000:]
