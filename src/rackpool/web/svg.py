@@ -294,3 +294,52 @@ def share_bars(rows: Sequence[tuple[str, float, str]], *, prefix: str, title: st
         y += row_h
     caption = f"{title}: " + "; ".join(f"{n} {t}" for n, _, t in rows)
     return _svg(label_w + bar_w + 200, y + 6, caption, parts)
+
+
+def quota_bars(
+    rows: Sequence[tuple[str, float, float, float, str]], *, prefix: str, title: str
+) -> Html:
+    """One bar per row (name, this pool's use, others' use, limit, unit): the limit is an
+    outlined empty box, filled from the left by the pool's use (solid) then the others'
+    (hatched), with "used / limit (N%)" written after it, so it reads without colour."""
+    label_w, bar_w, row_h, top = 150, 400, 26, 24
+    parts = [_defs(prefix), f'<text x="0" y="15" font-weight="bold">{h(title)}</text>']
+    said = []
+    y = top
+    for name, pool, other, limit, unit in rows:
+        used = pool + other
+        parts.append(
+            f'<text x="0" y="{y + 17}">{h(name)}</text>'
+            f'<rect x="{label_w}" y="{y}" width="{bar_w}" height="{row_h - 4}" fill="#fff" '
+            f'stroke="#000"><title>{h(name)} limit: {_num(limit)}{h(unit)}</title></rect>'
+        )
+        x = float(label_w)
+        for i, (what, n) in enumerate((("this pool's nodes", pool), ("other servers", other))):
+            w = min(bar_w * n / limit, label_w + bar_w - x) if limit > 0 else 0.0
+            if n > 0 and w > 0:
+                parts.append(
+                    f'<rect x="{x:.1f}" y="{y}" width="{w:.1f}" height="{row_h - 4}" '
+                    f'fill="{_fill(prefix, i)}" stroke="#000">'
+                    f"<title>{h(name)} {what}: {_num(n)}{h(unit)}</title></rect>"
+                )
+                x += w
+        pct = f" ({100 * used / limit:.0f}%)" if limit > 0 else ""
+        over = " OVER THE LIMIT" if used > limit else ""
+        text = f"{_num(used)} / {_num(limit)}{unit}{pct}{over}"
+        parts.append(
+            f'<text x="{label_w + bar_w + 6}" y="{y + 17}" font-size="12">{h(text)}</text>'
+        )
+        said.append(f"{name} {text}")
+        y += row_h
+    legend_y = y + 8
+    for i, (what, lx) in enumerate((("this pool's nodes", 0), ("other servers", 150))):
+        parts.append(
+            f'<rect x="{lx}" y="{legend_y}" width="14" height="14" fill="{_fill(prefix, i)}" '
+            f'stroke="#000"/><text x="{lx + 18}" y="{legend_y + 12}" font-size="12">{what}</text>'
+        )
+    parts.append(
+        f'<rect x="300" y="{legend_y}" width="14" height="14" fill="#fff" stroke="#000"/>'
+        f'<text x="318" y="{legend_y + 12}" font-size="12">free (up to the limit)</text>'
+    )
+    caption = f"{title}: " + ("; ".join(said) if said else "no provider has a limit")
+    return _svg(label_w + bar_w + 200, legend_y + 22, caption, parts)

@@ -192,7 +192,7 @@ def test_overview_plots_health_since_and_hosts(dash: Dashboard) -> None:
     assert re.search(r'aria-label="Request wait time[^"]*: latest p50 [\d.]+s', html)
     t = text(html)
     assert "Since (UTC)" in t and re.search(r"in service\s+\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", t)
-    assert "Quota (used / limit)" in t
+    assert "Quota (used / limit, as the pool counts)" in t and "Quota and usage" in t
     # up gives the dashboard its web-reader account (reader role): the hosts are listed
     assert "no reader account configured" not in t and "hosts not read" not in t
     assert "r1-h1" in t and "r1-h2" in t

@@ -1,6 +1,11 @@
 """Overview: providers (health and since when, quota and usage, launch failures), nodes
 by state, plots over time (from the dashboard's history of the pool's /metrics),
-requests, regions and their hosts; all from the pool's, ops' and regions' HTTP APIs."""
+requests, regions and their hosts; all from the pool's, ops' and regions' HTTP APIs.
+
+Quota and usage come from the pool's provider status for every provider (any cloud,
+static hosts, fake): what the pool counts against each limit. A region configured with a
+reader account adds its own count of the project (Nova's os-quota-sets), on a row of its
+own that says so, never mixed into the pool's figures."""
 
 from __future__ import annotations
 
@@ -14,7 +19,7 @@ from rackpool.web import plots
 from rackpool.web.html import Html, age, join, link, table, tag, url, when
 from rackpool.web.regions import RegionView
 from rackpool.web.sources import SourceError, Sources
-from rackpool.web.svg import stacked_bars
+from rackpool.web.svg import quota_bars, stacked_bars
 
 NODE_STATES = ("ready", "in-use", "building", "used", "hold", "deleting", "failed", "aborted")
 
@@ -42,7 +47,6 @@ def providers_section(
     nodes: list[dict[str, Any]],
     errors: dict[str, Counter[str]],
     since: dict[str, str],
-    quotas: dict[str, str],
 ) -> Html:
     live = [n for n in nodes if n.get("state") not in ("deleting",)]
     total = len(live) or 1
@@ -60,7 +64,7 @@ def providers_section(
                 p.get("reason") or "",
                 since.get(name, ""),
                 p.get("consecutive_errors", 0),
-                quotas.get(name) or ("read" if p.get("quota_known") else "not read yet"),
+                pool_quota_text(p),
                 mine,
                 f"{100 * mine / total:.0f}%",
                 ", ".join(f"{k}: {v}" for k, v in sorted(kinds.items())) or "none",
@@ -68,7 +72,7 @@ def providers_section(
             )
         )
     headers = ("Provider", "Driver", "Region", "Health", "Why", "Since (UTC)", "Errors in a row",
-               "Quota (used / limit)", "Nodes", "Share of nodes", "Launch failures (kind: count)",
+               "Quota (used / limit, as the pool counts)", "Nodes", "Share of nodes", "Launch failures (kind: count)",
                "Priority")  # fmt: skip
     return Html(tag("h2", "Providers") + table(headers, rows))
 
@@ -111,17 +115,131 @@ async def health_since(sources: Sources, providers: list[dict[str, Any]]) -> dic
     return dict(await asyncio.gather(*(one(p) for p in providers)))
 
 
+RESOURCES = (("instances", "instances", ""), ("cores", "cores", ""), ("ram", "RAM", " MiB"))
+CAP_KEYS = {"instances": "max_servers", "cores": "max_cores", "ram": "max_ram"}
+
+
+def _limit(limit: int, unit: str) -> str:
+    return "unlimited" if limit < 0 else f"{limit}{unit}"
+
+
+def pool_quota_text(p: dict[str, Any]) -> str:
+    """The provider's quota as the pool counts it, in one line for the providers table."""
+    q = p.get("quota")
+    if not q:
+        if "quota" not in p:  # a pool from before it published its count
+            return "read" if p.get("quota_known") else "not read yet"
+        return "not read yet by the pool"
+    if q.get("hosts") is not None:
+        return f"hosts {q['instances']['in_use']} / {q['hosts']}"
+    parts = []
+    for key, name, unit in RESOURCES:
+        f = q[key]
+        if key == "instances" or f["limit"] >= 0 or f["in_use"]:
+            parts.append(f"{name} {f['in_use']}{unit} / {_limit(f['limit'], unit)}")
+    return ", ".join(parts)
+
+
 def quota_text(view: RegionView | None) -> str:
+    """The region's own count of the project, in one line (a reader account's view)."""
     if view is None or not view.quota:
         return ""
     q = view.quota
     parts = []
-    for key, unit in (("instances", ""), ("cores", ""), ("ram", " MB")):
+    for key, name, unit in RESOURCES:
         if key in q:
-            limit = q[key]["limit"]
-            shown = "unlimited" if limit < 0 else f"{limit}{unit}"
-            parts.append(f"{key} {q[key]['in_use']}{unit} / {shown}")
+            parts.append(f"{name} {q[key]['in_use']}{unit} / {_limit(q[key]['limit'], unit)}")
     return ", ".join(parts)
+
+
+def _read(q: dict[str, Any]) -> str:
+    return f"limits {age(q.get('limits_read_at'))} ago, servers {age(q.get('usage_read_at'))} ago"
+
+
+def quota_section(
+    providers: list[dict[str, Any]], views: dict[str, RegionView], readers: dict[str, str]
+) -> Html:
+    """Every provider's quota: limit, in use (this pool's nodes and other servers) and the
+    pool's own caps, as the pool counts them; then, labelled as such, the region's own
+    count where a reader account reads it. A bar per limited resource, values written."""
+    rows: list[tuple[object, ...]] = []
+    bars: list[tuple[str, float, float, float, str]] = []
+    for p in providers:
+        name = str(p["name"])
+        q = p.get("quota")
+        caps = p.get("caps") or []
+        if not q:
+            why = "the pool has not read its limits and servers yet" if "quota" in p else (
+                "the pool does not publish its count (an older pool)"
+            )  # fmt: skip
+            rows.append((name, "", "the pool", "not read", "", "", "", "", "", _caps(caps, None),
+                         why))  # fmt: skip
+        elif q.get("hosts") is not None:
+            used, hosts = q["instances"]["in_use"], q["hosts"]
+            rows.append((name, "hosts (static)", "the pool", hosts, used, used, 0,
+                         max(hosts - used, 0), _pct(used, hosts), _caps(caps, "instances"),
+                         "configured hosts, one node each"))  # fmt: skip
+            bars.append((f"{name} hosts", used, 0, hosts, ""))
+        else:
+            for key, label, unit in RESOURCES:
+                f = q[key]
+                limited = f["limit"] >= 0
+                rows.append((
+                    name, f"{label} ({unit.strip()})" if unit else label, "the pool",
+                    _limit(f["limit"], ""), f["in_use"], f["pool"], f["other"],
+                    max(f["limit"] - f["in_use"], 0) if limited else "no limit",
+                    _pct(f["in_use"], f["limit"]) if limited else "",
+                    _caps(caps, key), _read(q),
+                ))  # fmt: skip
+                if limited:
+                    bars.append((f"{name} {label}", f["pool"], f["other"], f["limit"], unit))
+        region = str(p.get("region") or "")
+        view = views.get(region)
+        if view is not None and view.quota:
+            project = readers.get(region, "")
+            who = f"region {region}'s own count (project {project})"
+            for key, label, unit in RESOURCES:
+                if key in view.quota:
+                    r = view.quota[key]
+                    limited = r["limit"] >= 0
+                    rows.append((
+                        name, f"{label} ({unit.strip()})" if unit else label, who,
+                        _limit(r["limit"], ""), r["in_use"], "", "",
+                        max(r["limit"] - r["in_use"], 0) if limited else "no limit",
+                        _pct(r["in_use"], r["limit"]) if limited else "", "",
+                        "read now, as its reader account",
+                    ))  # fmt: skip
+    headers = ("Provider", "Resource", "Counted by", "Limit", "In use", "This pool's nodes",
+               "Other servers", "Free", "Used", "Pool's own cap (used / max)", "Read")  # fmt: skip
+    note = tag(
+        "p",
+        '"The pool" is what the pool counts against each limit before it launches: its '
+        "nodes holding resources (by their flavor) plus the servers in the project that are "
+        "not its own, as of its last server list. A region's own count is what the region "
+        "reports for the project now; the two can differ for a moment (a server being "
+        "created or deleted, a list older than a new server).",
+    )
+    chart = quota_bars(bars, prefix="quota", title="Quota used by provider")
+    return Html(
+        tag("h2", "Quota and usage", id="quota")
+        + (tag("figure", chart) if bars else "")
+        + table(headers, rows)
+        + note
+    )
+
+
+def _caps(caps: list[dict[str, Any]], key: str | None) -> str:
+    """The pools' own max-* for one resource (``main: 2 / 4``), or for all of them
+    (``main: max-servers 2 / 4``) when ``key`` is None."""
+    out = []
+    for res, field in CAP_KEYS.items():
+        if key is not None and res != key:
+            continue
+        what = "" if key is not None else field.replace("_", "-") + " "
+        out += [
+            f"{c['pool']}: {what}{c[res]} / {c[field]}" for c in caps if c.get(field) is not None
+        ]
+    return ", ".join(out)
 
 
 def nodes_section(providers: list[dict[str, Any]], nodes: list[dict[str, Any]]) -> Html:
@@ -201,11 +319,14 @@ async def render(sources: Sources, params: dict[str, str]) -> Html:
         asyncio.gather(*(sources.regions.read(r) for r in sources.config.regions)),
     )
     by_region = {v.name: v for v in views}
-    quotas = {p["name"]: quota_text(by_region.get(str(p.get("region")))) for p in providers}
+    readers = {
+        r.name: r.reader.quota_project or "" for r in sources.config.regions if r.reader is not None
+    }
     span = plots.span(params.get("range"))
     return join(
         [
-            providers_section(providers, nodes, launch_errors(metrics), since, quotas),
+            providers_section(providers, nodes, launch_errors(metrics), since),
+            quota_section(providers, by_region, readers),
             nodes_section(providers, nodes),
             plots.section(sources.history, span, [str(p["name"]) for p in providers]),
             requests_section(requests),
