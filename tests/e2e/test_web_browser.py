@@ -133,6 +133,12 @@ def test_every_page_in_chromium(dash: Dashboard, reader: str, tmp_path: Path) ->
             )
             assert re.search(r"error: [1-9]", r2.inner_text())
             assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", r2.inner_text())
+            # every provider's quota as the pool counts it, a bar per limited resource
+            assert re.search(r"instances \d+ / \d+, cores \d+ / \d+", r2.inner_text())
+            bars = page.locator("svg[aria-label^='Quota used by provider']")
+            said = bars.get_attribute("aria-label") or ""
+            for rack in ("r1", "r2"):
+                assert re.search(rf"{rack} instances \d+ / \d+ \(\d+%\)", said), said
             visit(page, "overview")
 
             page.get_by_role("link", name="Capacity", exact=True).click()
@@ -217,7 +223,12 @@ def test_every_page_in_chromium(dash: Dashboard, reader: str, tmp_path: Path) ->
             assert hosts.get_by_role("cell", name=DRAINED).count() >= 1
             assert hosts.get_by_role("cell", name="disabled", exact=True).count() >= 1
             assert page.locator("#hosts-r1 + div table").get_by_role("cell", name="up").count() >= 1
-            assert re.search(r"instances \d+ / \d+, cores \d+ / \d+", page.content())
+            # and each rack's own count of the ci project, on rows that say whose it is
+            quota = page.locator("#quota ~ div table").first
+            for rack in ("r1", "r2"):
+                own = quota.get_by_role("cell", name=f"region {rack}'s own count (project ci)")
+                assert own.count() == 3, rack  # instances, cores, RAM
+            assert quota.get_by_role("cell", name="the pool", exact=True).count() >= 6
             visit(page, "reader-overview")
 
             # readable on a phone: no page wider than the screen (wide tables scroll in place)

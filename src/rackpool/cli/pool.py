@@ -81,10 +81,11 @@ def _used(used: Any, limit: Any) -> str:
 
 def quota_column(p: dict[str, Any]) -> str:
     """``instances 3/10 cores 6/20 ram 2048/51200`` (RAM in MiB) as the pool counts
-    them, then each pool's own caps (``main max-servers 3/8``); an older pool's answer
-    without these fields reads as not read."""
+    them, then each pool's own caps (``main max-servers 3/8``)."""
     q = p.get("quota")
-    if not q:
+    if "quota" not in p:  # a pool from before it published its count
+        parts = ["quota read" if p.get("quota_known") else "quota not read yet"]
+    elif not q:
         parts = ["quota not read yet"]
     elif q.get("hosts") is not None:  # static: one node per host, nothing else counted
         parts = [f"hosts {_used(q['instances']['in_use'], q['hosts'])}"]

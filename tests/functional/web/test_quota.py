@@ -17,6 +17,7 @@ import httpx
 import pytest
 import yaml
 from tests.functional.pool.daemon import PoolProcess
+from tests.functional.pool.test_daemon import rackpool
 from tests.functional.web.helpers import Dashboard, admin_token, region_urls
 from tests.support import procs
 
@@ -206,3 +207,10 @@ def test_every_provider_shows_its_quota_not_only_regions(
                  "sim RAM 1024 / 3072 MiB (33%)", "lab hosts 1 / 2 (50%)", "r1-direct instances"):  # fmt: skip
         assert said in label.group(1), label.group(1)
     assert "the pool has not read" not in html
+    # the same figures in rackpool provider list
+    out = rackpool("provider", "list", "--state-dir", str(second.pool.state_dir))
+    assert out.returncode == 0, out.stderr
+    listed = {line.split()[0]: line for line in out.stdout.splitlines()[1:]}
+    assert "instances 1/3 cores 2/6 ram 1024/3072 main max-servers 1/2" in listed["sim"]
+    assert " hosts 1/2 " in listed["lab"]
+    assert f"instances {own['instances'][0]}/{own['instances'][1]} " in listed["r1-direct"]
