@@ -171,7 +171,9 @@ class OpenStackAdapter(Adapter):
                 try:
                     found = self.conn.compute.get_flavor(fid)
                     self._sizes[str(fid)] = (found.vcpus or 0, found.ram or 0)
-                except exceptions.NotFoundException:  # deleted: Nova counts what it was
+                except (exceptions.NotFoundException, exceptions.ForbiddenException):
+                    # deleted or private to another project: counted as an instance only
+                    # (never an error that would take the provider out of service)
                     self._sizes[str(fid)] = (0, 0)
             vcpus, ram = self._sizes[str(fid)]
         return Resources(1, vcpus or 0, ram or 0)
