@@ -214,3 +214,36 @@ def test_every_provider_shows_its_quota_not_only_regions(
     assert "instances 1/3 cores 2/6 ram 1024/3072 main max-servers 1/2" in listed["sim"]
     assert " hosts 1/2 " in listed["lab"]
     assert f"instances {own['instances'][0]}/{own['instances'][1]} " in listed["r1-direct"]
+
+
+def test_over_the_limit_unread_and_older_pools_say_so() -> None:
+    """What the table and bars say when others' servers push a provider over its limit,
+    when the pool has not read a provider yet, and for a pool without these fields."""
+    from rackpool.web.pages.overview import pool_quota_text, quota_section
+
+    def figure(limit: int, pool: int, other: int) -> dict[str, int]:
+        return {"limit": limit, "in_use": pool + other, "pool": pool, "other": other}
+
+    full = {"name": "full", "region": "", "quota_known": True, "caps": [],
+            "quota": {"instances": figure(2, 1, 2), "cores": figure(-1, 1, 2),
+                      "ram": figure(-1, 0, 0), "limits_read_at": 1.0, "usage_read_at": 1.0,
+                      "hosts": None}}  # fmt: skip
+    unread = {"name": "unread", "region": "", "quota_known": False, "quota": None,
+              "caps": [{"pool": "main", "max_servers": 4, "max_cores": None, "max_ram": 2048,
+                        "instances": 0, "cores": 0, "ram": 0}]}  # fmt: skip
+    older = {"name": "older", "region": "", "quota_known": True}
+    html = quota_section([full, unread, older], {}, {})
+    rows = quota_rows(html)
+    assert _row(rows, "full", "instances", "the pool")[3:9] == ["2", "3", "1", "2", "0", "150%"]
+    assert _row(rows, "full", "cores", "the pool")[3:9] == ["unlimited", "3", "1", "2",
+                                                             "no limit", ""]  # fmt: skip
+    assert "full instances 3 / 2 (150%) OVER THE LIMIT" in html
+    assert "full cores" not in html.split("<table>", 1)[0]  # no bar without a limit
+    unread_row = [r for r in rows if r[0] == "unread"][0]
+    assert unread_row[3] == "not read" and "has not read its limits" in unread_row[10]
+    assert unread_row[9] == "main: max-servers 0 / 4, main: max-ram 0 / 2048"
+    older_row = [r for r in rows if r[0] == "older"][0]
+    assert "does not publish its count" in older_row[10]
+    assert pool_quota_text(full) == "instances 3 / 2, cores 3 / unlimited"
+    assert pool_quota_text(unread) == "not read yet by the pool"
+    assert pool_quota_text(older) == "read"
