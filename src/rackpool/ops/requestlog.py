@@ -17,27 +17,13 @@ daemon's own lines makes no request, so no line makes another (no feedback loop)
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 
-import orjson
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from rackpool.core.requestlog import ResponseWatch
 
 log = logging.getLogger("rackpool.ops.api.requests")
-_MAX_FAULT_BODY = 4096
-
-
-def _message(body: bytes) -> str:
-    """The message of a fault body (``{"forbidden": {"message": …}}``), else ""."""
-    try:
-        doc = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return ""
-    if isinstance(doc, dict):
-        for value in doc.values():
-            if isinstance(value, dict) and isinstance(value.get("message"), str):
-                return str(value["message"])[:500]
-    return ""
 
 
 class RequestLog:
@@ -50,44 +36,14 @@ class RequestLog:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        start = time.perf_counter()
         state = scope.setdefault("state", {})
-        status = 500
-        fault = bytearray()
-
-        async def watch(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            elif message["type"] == "http.response.body" and status >= 400:
-                fault.extend(message.get("body", b"")[: max(0, _MAX_FAULT_BODY - len(fault))])
-            await send(message)
-
+        watch = ResponseWatch(send)
         try:
             await self.app(scope, receive, watch)
         finally:
-            _log(scope, state, status, start, bytes(fault))
-
-
-def _log(scope: Scope, state: dict[str, Any], status: int, start: float, fault: bytes) -> None:
-    method, path = scope.get("method", ""), scope.get("path", "")
-    ms = (time.perf_counter() - start) * 1000
-    extra: dict[str, Any] = {
-        "event": "api_request",
-        "method": method,
-        "path": path,
-        "status": status,
-        "duration_ms": round(ms, 1),
-    }
-    if state.get("ingest_host"):
-        extra["ingest_host"] = state["ingest_host"]
-    line = f"{method} {path} {status} {ms:.1f} ms"
-    if status >= 500:
-        log.error(line, extra=extra)
-    elif status >= 400:
-        message = _message(fault)
-        log.warning(f"{line}: {message}" if message else line, extra=extra)
-    elif method == "POST" and path == "/api/push":
-        log.info(line, extra=extra)
-    else:
-        log.debug(line, extra=extra)
+            method, path = scope.get("method", ""), scope.get("path", "")
+            extra: dict[str, Any] = {}
+            if state.get("ingest_host"):
+                extra["ingest_host"] = state["ingest_host"]
+            push = method == "POST" and path == "/api/push"
+            watch.log(log, method, path, extra, routine=not push)

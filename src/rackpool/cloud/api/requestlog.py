@@ -17,19 +17,16 @@ from __future__ import annotations
 
 import logging
 import re
-import time
 import uuid
-from typing import Any
 
-import orjson
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from rackpool.core.logs import log_context
+from rackpool.core.requestlog import ResponseWatch
 
 log = logging.getLogger("rackpool.cloud.api.requests")
 _REQUEST_ID = re.compile(r"^req-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 _NOISE = re.compile(r"^/$|^/agent/v1/hosts/[^/]+/(heartbeat|instances)$")
-_MAX_FAULT_BODY = 4096
 
 
 def new_request_id() -> str:
@@ -38,21 +35,6 @@ def new_request_id() -> str:
 
 def valid_request_id(value: str | None) -> bool:
     return value is not None and _REQUEST_ID.match(value) is not None
-
-
-def _message(body: bytes) -> str:
-    """The message of an OpenStack fault body (``{"badRequest": {"message": …}}``)."""
-    try:
-        doc = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return ""
-    if isinstance(doc, dict):
-        for value in doc.values():
-            if isinstance(value, dict) and isinstance(value.get("message"), str):
-                return str(value["message"])[:500]
-            if isinstance(value, str) and value:  # Neutron: {"NeutronError": {...}} / detail
-                return value[:500]
-    return ""
 
 
 class RequestLog:
@@ -65,7 +47,6 @@ class RequestLog:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        start = time.perf_counter()
         request_id = new_request_id()
         headers = dict(scope.get("headers") or ())
         offered = headers.get(b"x-openstack-request-id", b"").decode("latin-1").strip()
@@ -74,49 +55,14 @@ class RequestLog:
         state["request_id"] = request_id
         state["global_request_id"] = global_id
         path: str = scope.get("path", "")
-        compute = path.startswith("/compute")
-        status = 500
-        fault = bytearray()
-
-        async def send_with_ids(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                ids = [(b"x-openstack-request-id", request_id.encode())]
-                if compute:
-                    ids.append((b"x-compute-request-id", request_id.encode()))
-                message["headers"] = [*message.get("headers", ()), *ids]
-            elif message["type"] == "http.response.body" and status >= 400:
-                fault.extend(message.get("body", b"")[: max(0, _MAX_FAULT_BODY - len(fault))])
-            await send(message)
-
+        ids = [(b"x-openstack-request-id", request_id.encode())]
+        if path.startswith("/compute"):
+            ids.append((b"x-compute-request-id", request_id.encode()))
+        watch = ResponseWatch(send, ids)
         with log_context(request_id=request_id, global_request_id=global_id):
             try:
-                await self.app(scope, receive, send_with_ids)
+                await self.app(scope, receive, watch)
             finally:
-                self._log(scope, state, status, start, bytes(fault))
-
-    @staticmethod
-    def _log(scope: Scope, state: dict[str, Any], status: int, start: float, fault: bytes) -> None:
-        method, path = scope.get("method", ""), scope.get("path", "")
-        ms = (time.perf_counter() - start) * 1000
-        auth = state.get("auth")
-        project = getattr(auth, "project_id", None)
-        extra = {
-            "event": "api_request",
-            "method": method,
-            "path": path,
-            "status": status,
-            "duration_ms": round(ms, 1),
-            "project": project,
-        }
-        line = f"{method} {path} {status} {ms:.1f} ms"
-        if status >= 500:
-            log.error(line, extra=extra)
-        elif status >= 400:
-            message = _message(fault)
-            log.warning(f"{line}: {message}" if message else line, extra=extra)
-        elif _NOISE.match(path):
-            log.debug(line, extra=extra)
-        else:
-            log.info(line, extra=extra)
+                project = getattr(state.get("auth"), "project_id", None)
+                watch.log(log, scope.get("method", ""), path, {"project": project},
+                          routine=_NOISE.match(path) is not None)  # fmt: skip
