@@ -22,6 +22,7 @@ classifier looks at the last 6 hours only, and every wait has a deadline.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import multiprocessing
 import random
 import shutil
@@ -34,6 +35,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
+from rackpool.pool.model import PoolCap, ProviderQuota, Resources
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -76,6 +79,20 @@ def _metrics(nodes: list[dict[str, Any]]) -> str:
     return "\n".join(out) + "\n"
 
 
+def _quota(nodes: int, now: float) -> dict[str, Any]:
+    """A provider's quota as the pool publishes it (``ProviderQuota``): its nodes of 1
+    vCPU / 1 GiB each plus a few servers that are not the pool's."""
+    limits = Resources(nodes * 2, nodes * 4, nodes * 4096)
+    quota = ProviderQuota.of(limits, Resources(nodes, nodes, nodes * 1024),
+                             Resources(3, 6, 6144), now - 30, now - 10)  # fmt: skip
+    return dataclasses.asdict(quota)
+
+
+def _cap(nodes: int) -> dict[str, Any]:
+    cap = PoolCap("main", nodes * 2, None, None, nodes, nodes, nodes * 1024)
+    return dataclasses.asdict(cap)
+
+
 def pool_stub(port: int, n_nodes: int) -> None:
     from starlette.applications import Starlette
     from starlette.requests import Request
@@ -107,7 +124,8 @@ def pool_stub(port: int, n_nodes: int) -> None:
     providers = [
         {"name": p, "driver": "openstack", "region": p, "paused": False, "in_service": i != 3,
          "reason": "" if i != 3 else "3 consecutive errors, last: HTTP 503", "consecutive_errors": 0,
-         "nodes": n_nodes // 4, "priority": 100, "quota_known": True}
+         "nodes": n_nodes // 4, "priority": 100, "quota_known": True,
+         "quota": _quota(n_nodes // 4, now), "caps": [_cap(n_nodes // 4)]}
         for i, p in enumerate(PROVIDERS)
     ]  # fmt: skip
     metrics = _metrics(nodes)
