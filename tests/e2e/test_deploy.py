@@ -340,7 +340,8 @@ def _installed(rack: Rack, name: str) -> dict[str, int]:
     out = (
         rack.hosts.hosts[name].ssh("stat -c '%Y %n' /opt/rackpool/*/.installed", check=True).stdout
     )
-    return {Path(p).parent.name: int(t) for t, p in (ln.split(" ", 1) for ln in out.splitlines())}
+    found = (ln.split(" ", 1) for ln in out.splitlines())
+    return {Path(p).parent.name: int(t) for t, p in found if Path(p).parent.name != "current"}
 
 
 def _node_host(rack: Rack, node: dict[str, Any]) -> str:
