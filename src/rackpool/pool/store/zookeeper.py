@@ -591,12 +591,18 @@ class ZooKeeperStore:
             raise LockLost(f"{kind} {key}: this launcher does not hold its lock")
         return session
 
-    def update_node(self, node: Node, locked: bool = False) -> Node:
-        session = self._lock_session("node", node.id, locked)
+    def _locked_update(
+        self, mirror: _Mirror, kind: LockKind, key: str, data: dict[str, Any], locked: bool
+    ) -> int:
+        """Write a record; with ``locked``, only in the session that holds its lock."""
+        session = self._lock_session(kind, key, locked)
         try:
-            version = self._update(self._nodes, node.id, node.to_dict(), session=session)
+            return self._update(mirror, key, data, session=session)
         except _SessionEnded:
-            raise LockLost(f"node {node.id}: the session holding its lock ended") from None
+            raise LockLost(f"{kind} {key}: the session holding its lock ended") from None
+
+    def update_node(self, node: Node, locked: bool = False) -> Node:
+        version = self._locked_update(self._nodes, "node", node.id, node.to_dict(), locked)
         return node.evolve(version=version)
 
     def delete_node(self, node_id: str, version: int | None = None, locked: bool = False) -> None:
@@ -656,11 +662,8 @@ class ZooKeeperStore:
         return request.evolve(version=1)
 
     def update_request(self, request: NodeRequest, locked: bool = False) -> NodeRequest:
-        session = self._lock_session("request", request.id, locked)
-        try:
-            version = self._update(self._requests, request.id, request.to_dict(), session=session)
-        except _SessionEnded:
-            raise LockLost(f"request {request.id}: the session holding its lock ended") from None
+        data = request.to_dict()
+        version = self._locked_update(self._requests, "request", request.id, data, locked)
         return request.evolve(version=version)
 
     def delete_request(self, request_id: str, version: int | None = None) -> None:
